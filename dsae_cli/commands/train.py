@@ -1,0 +1,87 @@
+"""``dsae train``: train a DSAE on Sprites, a .npz or a folder of GIFs, or resume a run."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dsae_cli.commands.common import DeviceOption
+
+
+def train_command(
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="sprites | FILE.npz (from `dsae data sprites`) | DIR of GIFs."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to create (checkpoints, metrics.jsonl, previews)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder where it stopped."),
+    preset: str = typer.Option("default", "--preset", help="default (quality per CPU-minute) | paper (the paper's sizes) | tiny."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (default from the preset: 2000)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Wall-clock budget; stops at whichever of steps/minutes comes first."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Sequences per step."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Adam learning rate."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and sampling (default 0)."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, help="Steps between validation passes."),
+    preview_every: Optional[int] = typer.Option(None, "--preview-every", min=0, help="Steps between loss.png/preview.gif refreshes (0: off)."),
+    posterior: Optional[str] = typer.Option(None, "--posterior", help="factorised: q(z_t|x_t) | full: q(z_1:T|f,x_1:T)."),
+    f_dim: Optional[int] = typer.Option(None, "--f-dim", min=1, help="Size of the static latent f."),
+    z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
+    beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
+    beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
+    kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
+    device: str = DeviceOption,
+) -> None:
+    """Train a model. Example: dsae train --data sprites --out runs/sprites --minutes 60"""
+    from dsae_cli.errors import DsaeError, cli_errors
+
+    with cli_errors():
+        if (out is None) == (resume is None):
+            raise DsaeError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR (continue a run)")
+        if posterior is not None and posterior not in ("factorised", "full"):
+            raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
+        from dsae_cli.runtime import resolve_device
+        from dsae_cli.training import run_training
+
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z).items() if v is not None}
+        train_overrides = {
+            k: v
+            for k, v in dict(
+                steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
+                eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup,
+            ).items()
+            if v is not None
+        }  # fmt: skip
+        train_overrides["device"] = resolve_device(device)
+        if resume is not None and model_overrides:
+            raise DsaeError("model options cannot change when resuming; drop them or start a new run")
+        summary = run_training(data, out, resume, preset, model_overrides, train_overrides, log=_log, progress_factory=_rich_progress)
+        last = summary["last"] or {}
+        state = "stopped by Ctrl-C at" if summary["interrupted"] else "finished at"
+        _log(
+            f"{state} step {summary['step']} after {summary['elapsed_s'] / 60:.1f} min; loss {last.get('loss', float('nan')):.1f}, "
+            f"best validation loss {summary['best_val']:.1f}; model in {summary['run_dir']} (best: {summary['run_dir']}/best)"
+        )
+
+
+def _log(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(msg, markup=False)
+
+
+@contextmanager
+def _rich_progress(total: int, start: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("train", total=total, completed=start, info="")
+
+        def update(step: int, out: dict, rate: float) -> None:
+            info = f"loss {out['loss']:.1f} recon {out['recon']:.1f} kl_f {out['kl_f']:.1f} kl_z {out['kl_z']:.1f} {rate:.0f} seq/s"
+            bar.update(task, completed=step, info=info)
+
+        yield update

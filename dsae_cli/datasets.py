@@ -1,0 +1,132 @@
+"""Training data: the Sprites benchmark (built from the embedded LPC layers, or a saved .npz) or a
+folder of animations, held in memory as uint8 and turned into float batches only when drawn.
+
+Folder data: every GIF/PNG/APNG (or sub-folder of frames) is read, resized to the model's frame
+size (black-padded to square first) and cut into consecutive, non-overlapping windows of T frames;
+the last window is aligned to the end so no frame is lost. Files shorter than T are skipped.
+
+Validation: a fraction of the training *groups* (Sprites characters, or files of a folder) is held
+out for model selection. Test characters of Sprites are dropped before anything else, so they are
+never used for training or selection.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dsae_cli.errors import DsaeError
+
+VIDEO_SUFFIXES = (".gif", ".png", ".apng", ".webp")
+
+
+@dataclass
+class SequenceData:
+    x: np.ndarray  # video: uint8 (N, T, H, W, 3); speech: float32 (N, T, n_bins)
+    groups: np.ndarray  # (N,) int: character / file / speaker of each sequence (validation split unit)
+    modality: str = "video"
+    labels: dict = field(default_factory=dict)  # optional per-sequence label arrays
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, idx: np.ndarray) -> "SequenceData":
+        return SequenceData(self.x[idx], self.groups[idx], self.modality, {k: v[idx] for k, v in self.labels.items()}, self.source)
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DSAE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "dsae")
+    return Path(root)
+
+
+def sprites_arrays(progress=None) -> dict:
+    """The full Sprites set (train and test), built from the embedded layers once and cached."""
+    from dsae_cli import sprites
+
+    cached = cache_dir() / "sprites.npz"
+    if cached.is_file():
+        try:
+            return sprites.load_sprites_npz(cached)
+        except DsaeError:
+            pass  # a damaged cache is rebuilt below
+    data = sprites.build_sprites(progress=progress)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        sprites.write_sprites_npz(cached, data)
+    except OSError:
+        pass  # the cache is an optimisation only
+    return data
+
+
+def _sprites_split(arrays: dict, split: str) -> SequenceData:
+    keep = np.asarray(arrays["split"]) == split
+    labels = {k: np.asarray(arrays[k])[keep] for k in ("skin", "pants", "top", "hair", "action", "char_id")}
+    return SequenceData(arrays["x"][keep], labels["char_id"], "video", labels, f"sprites:{split}")
+
+
+def load_sprites(split: str = "train", npz: Path | None = None, progress=None) -> SequenceData:
+    from dsae_cli import sprites
+
+    arrays = sprites.load_sprites_npz(npz) if npz is not None else sprites_arrays(progress)
+    return _sprites_split(arrays, split)
+
+
+def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceData:
+    from dsae_cli import media
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if not files:
+        raise DsaeError(f"{folder} holds no GIF/PNG animations; point --data at a folder of .gif files, a .npz, or 'sprites'")
+    windows, groups = [], []
+    skipped = 0
+    for i, path in enumerate(files):
+        frames = media.resize_frames(media.read_frames(path), frame_size)
+        if len(frames) < seq_len:
+            skipped += 1
+            continue
+        w = media.sliding_windows(frames, seq_len, seq_len)
+        windows.append(w)
+        groups.append(np.full(len(w), i))
+    if not windows:
+        raise DsaeError(f"no animation in {folder} has at least {seq_len} frames; the model needs sequences of {seq_len}")
+    return SequenceData(np.concatenate(windows), np.concatenate(groups), "video", {}, f"folder:{folder} ({skipped} short files skipped)")
+
+
+def load_training_data(spec: str, seq_len: int = 8, frame_size: int = 64, progress=None) -> SequenceData:
+    """``sprites`` | FILE.npz | DIR (of GIFs) -> the training sequences (never Sprites test characters)."""
+    if spec == "sprites":
+        return load_sprites("train", progress=progress)
+    path = Path(spec)
+    if not path.exists():
+        raise DsaeError(f"--data {spec} not found; use 'sprites', a .npz from `dsae data sprites`, or a folder of GIFs")
+    if path.is_file():
+        if path.suffix.lower() != ".npz":
+            raise DsaeError(f"--data {spec} is a file but not a .npz; use 'sprites', a .npz, or a folder of GIFs")
+        return load_sprites("train", npz=path)
+    return load_video_folder(path, seq_len, frame_size)
+
+
+def validation_split(data: SequenceData, fraction: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx), holding out whole groups; at least one group each when there are two or more."""
+    groups = np.unique(data.groups)
+    rng = np.random.RandomState(seed)
+    n_val = int(round(fraction * len(groups)))
+    if len(groups) >= 2:
+        n_val = min(max(n_val, 1), len(groups) - 1)
+    else:
+        n_val = 0
+    val_groups = rng.permutation(groups)[:n_val]
+    is_val = np.isin(data.groups, val_groups)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def video_batch(x_uint8: np.ndarray, device: str = "cpu"):
+    """uint8 (B, T, H, W, C) -> float (B, T, C, H, W) in [0, 1], channels-last underneath (no copy of layout)."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(x_uint8)).to(device, non_blocking=True)
+    return t.permute(0, 1, 4, 2, 3).float().div_(255.0)

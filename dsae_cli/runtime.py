@@ -1,0 +1,57 @@
+"""Run-time choices shared by commands: device, seeds, the embedded default models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsae_cli.errors import DsaeError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+DEFAULT_MODELS = {"video": PRETRAINED_DIR / "sprites", "speech": PRETRAINED_DIR / "speech"}
+
+
+def resolve_device(name: str) -> str:
+    """'auto' picks cuda, then mps, then cpu; an explicit device must exist."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name not in DEVICES:
+        raise DsaeError(f"unknown --device {name!r}; use one of {', '.join(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if name == "cuda" and not cuda:
+        raise DsaeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu (or auto)")
+    if name == "mps" and not mps:
+        raise DsaeError("--device mps was asked for but Apple MPS is not available; use --device cpu (or auto)")
+    return name
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_model_path(modality: str) -> Path:
+    path = DEFAULT_MODELS[modality]
+    if not (path / "config.json").is_file():
+        raise DsaeError(
+            f"this install has no embedded {modality} model; pass --model RUN_DIR (train one with `dsae train`)"
+        )
+    return path
+
+
+def load_model_for(model: Path | None, modality: str, device: str = "auto"):
+    """Load ``--model`` (or the embedded default for the modality) onto the resolved device."""
+    from dsae_cli.checkpoint import load_model
+
+    path = Path(model) if model is not None else default_model_path(modality)
+    return load_model(path, modality=modality, device=resolve_device(device))

@@ -1,0 +1,9 @@
+"""The Disentangled Sequential Autoencoder (Li & Mandt, ICML 2018) in pure torch.
+
+No files, no printing: checkpoints, media and the command line live in ``dsae_cli``.
+"""
+
+from models.config import DSAEConfig, PRESETS
+from models.dsae import DSAE, Posterior
+
+__all__ = ["DSAE", "DSAEConfig", "PRESETS", "Posterior"]

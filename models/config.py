@@ -1,0 +1,77 @@
+"""Model configuration: one dataclass, a comment on every field, and named presets.
+
+A checkpoint stores ``dataclasses.asdict(config)`` next to the weights, so it rebuilds its own
+model; :meth:`DSAEConfig.from_dict` fills fields that older checkpoints lack with defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+MODALITIES = ("video", "speech")
+POSTERIORS = ("factorised", "full")
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class DSAEConfig:
+    modality: str = "video"  # "video": RGB frames; "speech": log-magnitude spectrogram frames
+    seq_len: int = 8  # T, frames per sequence the model is trained on
+    frame_size: int = 64  # video: frames are frame_size x frame_size (a multiple of 16)
+    channels: int = 3  # video: colour channels per frame
+    n_bins: int = 201  # speech: frequency bins per spectrogram frame
+    f_dim: int = 256  # size of the static latent f (content)
+    z_dim: int = 32  # size of each dynamic latent z_t (motion)
+    hidden_dim: int = 256  # hidden size of every LSTM/RNN (encoders and the learned prior)
+    feature_dim: int = 256  # size of the per-frame feature the frame encoder produces
+    conv_width: int = 64  # video: channels of the first conv layer (doubles per layer, 4 layers)
+    posterior: str = "full"  # "factorised": q(z_t | x_t); "full": q(z_1:T | f, x_1:T)
+    likelihood: str = "bernoulli"  # p(x_t | z_t, f): "bernoulli" (video) or "gaussian"
+    likelihood_scale: float = 1.0  # gaussian: fixed standard deviation of p(x_t | z_t, f)
+    beta_f: float = 1.0  # weight of KL(q(f) || p(f)) in the loss; 1 is the paper's ELBO
+    beta_z: float = 1.0  # weight of sum_t KL(q(z_t) || p(z_t | z_<t)); 1 is the paper's ELBO
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, not {self.modality!r}")
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {POSTERIORS}, not {self.posterior!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {self.likelihood!r}")
+        if self.modality == "video" and (self.frame_size % 16 or self.frame_size < 16):
+            raise ValueError(f"frame_size must be a multiple of 16, not {self.frame_size}")
+        for name in ("seq_len", "f_dim", "z_dim", "hidden_dim", "feature_dim", "conv_width", "n_bins"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be positive")
+        if self.likelihood_scale <= 0:
+            raise ValueError("likelihood_scale must be positive")
+        if self.beta_f < 0 or self.beta_z < 0:
+            raise ValueError("beta_f and beta_z must not be negative")
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        if self.modality == "video":
+            return (self.channels, self.frame_size, self.frame_size)
+        return (self.n_bins,)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DSAEConfig":
+        """Rebuild a config; missing keys take defaults, unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        return cls(**d)
+
+
+# Named presets (overrides of the defaults above).
+PRESETS: dict[str, dict] = {
+    # the paper's sizes: f 256, z 32, LSTM 256, conv encoder/decoder, full q
+    "paper": dict(f_dim=256, z_dim=32, hidden_dim=256, feature_dim=256, conv_width=64, posterior="full"),
+    # a tiny model for tests and smoke runs
+    "tiny": dict(f_dim=16, z_dim=4, hidden_dim=32, feature_dim=32, conv_width=8),
+}

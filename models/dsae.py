@@ -1,0 +1,234 @@
+"""The Disentangled Sequential Autoencoder (Yingzhen Li & Stephan Mandt, ICML 2018).
+
+Generative model  p(x_1:T, z_1:T, f) = p(f) prod_t p(z_t | z_<t) p(x_t | z_t, f)
+  p(f)            = N(0, I)
+  p(z_t | z_<t)   = N(mu_t, sigma_t^2), (mu_t, sigma_t) from an LSTM over z_1 .. z_t-1
+  p(x_t | z_t, f) = Bernoulli or Gaussian, parameters from a frame decoder on [z_t, f]
+
+Inference
+  q(f | x_1:T)        bidirectional LSTM over per-frame features
+  q(z_t | x_t)        "factorised": an MLP on each frame's feature
+  q(z_1:T | f, x_1:T) "full": bidirectional LSTM over [feature_t, f], then a forward RNN
+
+ELBO (Li & Mandt 2018, eq. 8), one sample of f and z_1:T from q:
+  E_q[log p(x_1:T | z_1:T, f)] - KL(q(f) || p(f)) - sum_t E_q(z_<t)[ KL(q(z_t) || p(z_t | z_<t)) ]
+
+The prior in the last term is evaluated on the *posterior's own* z_<t (teacher forcing, one
+batched LSTM call). Rolling the prior out on its own samples during training, as several public
+implementations do, optimises a different objective; here roll-out is only used to generate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.config import DSAEConfig
+from models.distributions import (
+    LOG_2PI,
+    gaussian_log_density,
+    kl_normal_normal,
+    kl_normal_standard,
+    reparameterize,
+)
+from models.frames import build_frame_codec
+
+
+@dataclass
+class Posterior:
+    """Posterior parameters of f and z_1:T, and the values the decoder is given."""
+
+    f_mean: torch.Tensor  # (B, f_dim)
+    f_logvar: torch.Tensor  # (B, f_dim)
+    z_mean: torch.Tensor  # (B, T, z_dim)
+    z_logvar: torch.Tensor  # (B, T, z_dim)
+    f: torch.Tensor  # (B, f_dim): a sample, or the mean when encoding deterministically
+    z: torch.Tensor  # (B, T, z_dim)
+
+
+class GaussianHead(nn.Module):
+    """Linear layer to the mean and log-variance of a diagonal Gaussian."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, 2 * out_dim)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.linear(h).chunk(2, dim=-1)
+        # a soft floor and ceiling keeps exp(logvar) finite early in training
+        return mean, logvar.clamp(-12.0, 8.0)
+
+
+class DSAE(nn.Module):
+    def __init__(self, config: DSAEConfig):
+        super().__init__()
+        self.config = cfg = config
+        H = cfg.hidden_dim
+        self.frame_encoder, self.frame_decoder = build_frame_codec(cfg)
+        # q(f | x_1:T)
+        self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
+        self.static_head = GaussianHead(2 * H, cfg.f_dim)
+        # q(z_t | x_t) or q(z_1:T | f, x_1:T)
+        if cfg.posterior == "factorised":
+            self.dynamic_mlp = nn.Sequential(nn.Linear(cfg.feature_dim, H), nn.LeakyReLU(0.2, inplace=True))
+        else:
+            self.dynamic_lstm = nn.LSTM(cfg.feature_dim + cfg.f_dim, H, batch_first=True, bidirectional=True)
+            self.dynamic_rnn = nn.RNN(2 * H, H, batch_first=True)
+        self.dynamic_head = GaussianHead(H, cfg.z_dim)
+        # p(z_t | z_<t)
+        self.prior_lstm = nn.LSTM(cfg.z_dim, H, batch_first=True)
+        self.prior_head = GaussianHead(H, cfg.z_dim)
+
+    # ----------------------------------------------------------------------------- encoding
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, *frame_shape) -> (B, T, feature_dim), all frames in one encoder call."""
+        B, T = x.shape[:2]
+        return self.frame_encoder(x.reshape(B * T, *x.shape[2:])).view(B, T, -1)
+
+    def encode_static(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(f | x_1:T): forward state at the last frame and backward state at the first."""
+        out, _ = self.static_lstm(features)
+        H = self.config.hidden_dim
+        summary = torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)
+        return self.static_head(summary)
+
+    def encode_dynamic(self, features: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z_t | x_t) (factorised) or q(z_1:T | f, x_1:T) (full)."""
+        if self.config.posterior == "factorised":
+            return self.dynamic_head(self.dynamic_mlp(features))
+        f_rep = f.unsqueeze(1).expand(-1, features.shape[1], -1)
+        h, _ = self.dynamic_lstm(torch.cat([features, f_rep], dim=-1))
+        h, _ = self.dynamic_rnn(h)
+        return self.dynamic_head(h)
+
+    def encode(self, x: torch.Tensor, sample: bool = False) -> Posterior:
+        """Posterior of f and z_1:T for a batch of sequences x (B, T, *frame_shape).
+
+        With ``sample=False`` the returned f and z are the posterior means (the full posterior
+        is then conditioned on the mean of f); with ``sample=True`` they are reparameterised samples.
+        """
+        feats = self.frame_features(x)
+        f_mean, f_logvar = self.encode_static(feats)
+        f = reparameterize(f_mean, f_logvar) if sample else f_mean
+        z_mean, z_logvar = self.encode_dynamic(feats, f)
+        z = reparameterize(z_mean, z_logvar) if sample else z_mean
+        return Posterior(f_mean, f_logvar, z_mean, z_logvar, f, z)
+
+    # ----------------------------------------------------------------------------- decoding
+    def decode_params(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Parameters of p(x_t | z_t, f) for every t: logits (Bernoulli) or means (Gaussian)."""
+        B, T = z.shape[:2]
+        h = torch.cat([z, f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
+        out = self.frame_decoder(h)
+        return out.view(B, T, *out.shape[1:])
+
+    def decode(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The mean of p(x_1:T | z_1:T, f): pixel intensities in [0, 1] or spectrogram values."""
+        params = self.decode_params(f, z)
+        return torch.sigmoid(params) if self.config.likelihood == "bernoulli" else params
+
+    # ----------------------------------------------------------------------------- priors
+    def prior_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced p(z_t | z_<t) for t = 1..T given z_1:T (B, T, z_dim), in one LSTM call.
+
+        The LSTM reads [0, z_1, ..., z_T-1], so its output at t has seen exactly z_<t.
+        """
+        shifted = F.pad(z[:, :-1], (0, 0, 1, 0))
+        h, _ = self.prior_lstm(shifted)
+        return self.prior_head(h)
+
+    def prior_log_density(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z_1:T) = sum_t log p(z_t | z_<t), one value per sequence."""
+        mean, logvar = self.prior_params(z)
+        return gaussian_log_density(z, mean, logvar).sum(dim=(1, 2))
+
+    def sample_f(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """f ~ p(f) = N(0, I)."""
+        dev = next(self.parameters()).device
+        return torch.randn(batch, self.config.f_dim, generator=generator, device=dev)
+
+    def rollout_prior(
+        self,
+        steps: int,
+        context: torch.Tensor | None = None,
+        batch: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample z from the learned prior for ``steps`` new steps, after optional context z (B, K, z_dim).
+
+        Returns the context followed by the new samples, (B, K + steps, z_dim). Each new z_t is fed
+        back as the next input: this is generation, not the training objective.
+        """
+        dev = next(self.parameters()).device
+        zs = []
+        state = None
+        prev = torch.zeros(batch if context is None else context.shape[0], 1, self.config.z_dim, device=dev)
+        if context is not None and context.shape[1] > 0:
+            zs.append(context)
+            inputs = torch.cat([prev, context], dim=1)  # the LSTM has seen [0, z_1 .. z_K]
+            h, state = self.prior_lstm(inputs)
+            h = h[:, -1:]
+        else:
+            h, state = self.prior_lstm(prev)
+        for i in range(steps):
+            mean, logvar = self.prior_head(h)
+            eps = torch.randn(mean.shape, generator=generator, device=dev)
+            z_t = mean + torch.exp(0.5 * logvar) * eps
+            zs.append(z_t)
+            if i + 1 < steps:
+                h, state = self.prior_lstm(z_t, state)
+        return torch.cat(zs, dim=1)
+
+    def sample_z(self, batch: int, steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z_1:T ~ p(z_1:T), rolled out from the learned prior."""
+        return self.rollout_prior(steps or self.config.seq_len, batch=batch, generator=generator)
+
+    # ----------------------------------------------------------------------------- manipulation
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        post = self.encode(x)
+        return self.decode(post.f, post.z)
+
+    @torch.no_grad()
+    def swap(self, content: torch.Tensor, motion: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """Decode the static latent of ``content`` with the dynamic latents of ``motion``."""
+        f = self.encode(content, sample=sample).f
+        z = self.encode(motion, sample=sample).z
+        return self.decode(f, z)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, context: int, steps: int, generator: torch.Generator | None = None):
+        """Encode the first ``context`` frames, roll the prior forward ``steps`` frames, decode all."""
+        post = self.encode(x[:, :context])
+        z = self.rollout_prior(steps, context=post.z, generator=generator)
+        return self.decode(post.f, z)
+
+    # ----------------------------------------------------------------------------- objective
+    def reconstruction_nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x_1:T | z_1:T, f) per sequence."""
+        if self.config.likelihood == "bernoulli":
+            nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
+        else:
+            s = self.config.likelihood_scale
+            nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + torch.log(torch.tensor(s)))
+        return nll.flatten(1).sum(1)
+
+    def loss(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None) -> dict:
+        """Negative ELBO per sequence (averaged over the batch) and its terms."""
+        cfg = self.config
+        beta_f = cfg.beta_f if beta_f is None else beta_f
+        beta_z = cfg.beta_z if beta_z is None else beta_z
+        post = self.encode(x, sample=True)
+        recon = self.reconstruction_nll(self.decode_params(post.f, post.z), x).mean()
+        kl_f = kl_normal_standard(post.f_mean, post.f_logvar).sum(-1).mean()
+        # prior scored on the posterior's own sample z_<t (teacher forcing)
+        prior_mean, prior_logvar = self.prior_params(post.z)
+        kl_z = kl_normal_normal(post.z_mean, post.z_logvar, prior_mean, prior_logvar).sum(dim=(1, 2)).mean()
+        loss = recon + beta_f * kl_f + beta_z * kl_z
+        return {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return self.loss(x)
