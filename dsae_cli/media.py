@@ -1,0 +1,615 @@
+"""Reading and writing the short animations the DSAE works on: GIF/APNG/PNG files, folders of frames.
+
+Everything here speaks one format: a numpy ``uint8`` array of RGB frames shaped ``(N, H, W, 3)``.
+Readers turn whatever the user gives (animated or still GIF, APNG, PNG, a folder of numbered frame
+images, palette/greyscale/RGBA/16-bit images) into that; writers turn it back into a looping GIF or a
+PNG, always atomically so an existing file survives a failed write. Helpers cut fixed-length windows
+out of longer clips and lay sequences out as picture grids for READMEs and reports.
+
+Every problem the user can fix (missing file, corrupt image, too few frames, ...) is raised as a
+one-line :class:`~dsae_cli.errors.DsaeError`; library functions never print. Only numpy and Pillow
+are used (no torch), so this module is cheap to import and test.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+import warnings
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence, UnidentifiedImageError
+
+from dsae_cli.errors import DsaeError
+from dsae_cli.fileio import atomic_path, check_output_path
+
+__all__ = [
+    "FRAME_SUFFIXES",
+    "read_frames",
+    "resize_frames",
+    "select_window",
+    "window_starts",
+    "sliding_windows",
+    "write_gif",
+    "write_png",
+    "make_grid",
+    "grid_animation",
+    "upscale",
+    "to_uint8",
+]
+
+# Image files picked up from a folder of frames (compared lower-case).
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
+
+# Suffixes of videos Pillow cannot decode, so the error can say how to convert them.
+_VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+# Defaults for the memory guards of read_frames. 512 px keeps detail far beyond the model's
+# 64x64 while bounding each decoded frame to < 1 MiB; the byte budget bounds the whole clip.
+DEFAULT_MAX_SIDE = 512
+DEFAULT_MAX_FRAMES = 10_000
+DEFAULT_MAX_BYTES = 1 << 30
+
+# GIF delays are stored in 1/100 s, and browsers replace delays under 20 ms with 100 ms, so
+# anything faster than 50 fps would play *slower*; refuse it rather than surprise the user.
+MAX_GIF_FPS = 50.0
+
+# Errors Pillow raises for truncated/corrupt data (zlib/struct leak out of the PNG decoder).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def read_frames(
+    path: str | Path,
+    *,
+    max_side: int | None = DEFAULT_MAX_SIDE,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
+    """Read an animation (or a still) as RGB frames, ``uint8`` shaped ``(N, H, W, 3)``.
+
+    ``path`` may be an animated or still GIF, an APNG or PNG, any other single image Pillow reads
+    (JPG, BMP, WEBP, ...: one frame), or a folder of frame images (``FRAME_SUFFIXES``, hidden files
+    skipped) taken in natural name order (``frame2`` before ``frame10``); from a folder each file
+    gives one frame (its first, if it is itself animated).
+
+    Frames are the fully composed pictures a viewer shows (GIF/APNG disposal and partial frames
+    applied). Transparency is composited over black, the background of the Sprites benchmark;
+    greyscale, palette, 16-bit, CMYK, ... become 8-bit RGB.
+
+    Memory guards: a frame whose longer side exceeds ``max_side`` (``None``: no limit) is shrunk
+    to it, keeping the aspect ratio, as soon as it is decoded, so a huge clip never sits in memory
+    at full size; more than ``max_frames`` frames, or more than ``max_bytes`` of decoded (shrunk)
+    frames, is an error rather than an out-of-memory crash.
+
+    Raises :class:`DsaeError` (one line) for anything wrong with the input. Truncation is always
+    caught, and so is corruption in PNG (checksummed); GIF has no checksums and Pillow decodes
+    garbled GIF data without complaint, so a damaged GIF may read as damaged-looking frames.
+    """
+    path = Path(path)
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be >= 1 or None, got {max_side}")
+    if not path.exists():
+        raise DsaeError(f"{path} not found; check the path (give a GIF, a PNG or a folder of frame images)")
+    budget = _FrameBudget(path, max_frames, max_bytes)
+    if path.is_dir():
+        frames = _read_folder(path, max_side, budget)
+    else:
+        frames = _read_file_frames(path, max_side, budget, first_only=False)
+    if not frames:
+        # Pillow always yields a first frame for a valid file, so this is an odd container.
+        raise DsaeError(f"{path} contains no frames; give an animation with at least one frame")
+    # stacking briefly holds the frames twice, so peak memory is about 2 * max_bytes
+    return np.stack(frames)
+
+
+class _FrameBudget:
+    """Counts frames and bytes as they are decoded and stops before memory runs out."""
+
+    def __init__(self, path: Path, max_frames: int, max_bytes: int):
+        self.path, self.max_frames, self.max_bytes = path, max_frames, max_bytes
+        self.frames = 0
+        self.bytes = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        self.frames += 1
+        self.bytes += frame.nbytes
+        if self.frames > self.max_frames:
+            raise DsaeError(
+                f"{self.path} has more than {self.max_frames} frames; cut it shorter first (only a few"
+                " frames per window are used)"
+            )
+        if self.bytes > self.max_bytes:
+            h, w = frame.shape[:2]
+            raise DsaeError(
+                f"{self.path} is too big to hold in memory ({self.frames} frames of {w}x{h} already exceed"
+                f" {self.max_bytes >> 20} MiB); cut it shorter or lower its resolution"
+            )
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort key that orders embedded numbers by value: frame2 < frame10 (ties broken by name)."""
+    parts = re.split(r"(\d+)", name.lower())
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p), name
+
+
+def _read_folder(folder: Path, max_side: int | None, budget: _FrameBudget) -> list[np.ndarray]:
+    try:
+        names = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except OSError as err:
+        raise DsaeError(f"folder {folder} cannot be listed ({_one_line(err)}); check its permissions") from None
+    files = sorted((p for p in names if p.suffix.lower() in FRAME_SUFFIXES), key=lambda p: _natural_key(p.name))
+    if not files:
+        raise DsaeError(
+            f"folder {folder} has no frame images ({', '.join(FRAME_SUFFIXES)}); put the frames there"
+            " as numbered files such as frame0.png, frame1.png, ..."
+        )
+    if len(files) > budget.max_frames:
+        raise DsaeError(f"folder {folder} has {len(files)} frames, more than {budget.max_frames}; use fewer frames")
+    frames: list[np.ndarray] = []
+    first_size: tuple[int, int] | None = None
+    for file in files:
+        size_box: list[tuple[int, int]] = []
+        frames += _read_file_frames(file, max_side, budget, first_only=True, size_out=size_box)
+        # compare the stored sizes, not the shrunk ones, so the message names real sizes
+        if first_size is None:
+            first_size = size_box[0]
+        elif size_box[0] != first_size:
+            raise DsaeError(
+                f"frames in {folder} differ in size: {files[0].name} is {first_size[0]}x{first_size[1]} but"
+                f" {file.name} is {size_box[0][0]}x{size_box[0][1]}; make all frames the same size"
+            )
+    return frames
+
+
+def _read_file_frames(
+    path: Path,
+    max_side: int | None,
+    budget: _FrameBudget,
+    *,
+    first_only: bool,
+    size_out: list | None = None,
+) -> list[np.ndarray]:
+    """Decode the composed RGB frames of one image file, each shrunk to ``max_side`` as it is decoded."""
+    if not path.is_file():
+        raise DsaeError(f"{path} is not a regular file; give a GIF, a PNG or a folder of frame images")
+    if path.stat().st_size == 0:
+        raise DsaeError(f"{path} is empty (0 bytes); re-export or re-download it")
+    frames: list[np.ndarray] = []
+    animated = False
+    # Pillow warns about huge images and odd palettes on stderr; we enforce our own limits instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            im = Image.open(path)
+        except UnidentifiedImageError:
+            raise DsaeError(_not_an_image_message(path)) from None
+        except Image.DecompressionBombError:
+            raise DsaeError(f"{path} is too large to decode; downscale it first") from None
+        except _DECODE_ERRORS as err:
+            raise DsaeError(f"{path} could not be read ({_one_line(err)}); check that it is a valid image") from None
+        try:
+            with im:
+                width, height = im.size
+                limit = Image.MAX_IMAGE_PIXELS
+                if limit is not None and width * height > limit:
+                    raise DsaeError(
+                        f"{path} is {width}x{height} pixels, too large to decode (limit"
+                        f" {limit // 1_000_000} megapixels); downscale it first"
+                    )
+                animated = getattr(im, "is_animated", False)
+                # stills from phones carry their rotation in EXIF (tag 0x0112); 1 means upright
+                orientation = 1 if animated else im.getexif().get(0x0112, 1)
+                if size_out is not None:
+                    # the size the user sees: orientations 5-8 swap the sides
+                    size_out.append((height, width) if orientation in (5, 6, 7, 8) else (width, height))
+                if max_side is not None and im.format == "JPEG" and max(width, height) > max_side:
+                    # JPEG can decode at 1/2, 1/4, 1/8 scale directly: far less memory for photos
+                    im.draft("RGB", _fit_size(width, height, max_side))
+                # ImageSequence seeks frame by frame and Pillow composes each GIF/APNG frame onto
+                # the previous ones (disposal, partial frames), so only one full-size frame is
+                # ever decoded at a time; each is shrunk before the next is read.
+                for frame in ImageSequence.Iterator(im):
+                    if orientation != 1:
+                        frame = ImageOps.exif_transpose(frame)
+                    rgb = _shrink(_frame_to_rgb(frame), max_side)
+                    budget.add(rgb)
+                    frames.append(rgb)
+                    if first_only:
+                        break
+        except DsaeError:
+            raise
+        except Image.DecompressionBombError:
+            raise DsaeError(f"{path} is too large to decode; downscale it first") from None
+        except _DECODE_ERRORS as err:
+            # len(frames) is the frame being decoded (or sought) when it failed
+            where = f" at frame {len(frames)}" if animated else ""
+            raise DsaeError(
+                f"{path} is truncated or corrupt{where} ({_one_line(err)}); re-export or re-download it"
+            ) from None
+    return frames
+
+
+def _not_an_image_message(path: Path) -> str:
+    if path.suffix.lower() in _VIDEO_SUFFIXES:
+        return (
+            f"{path} is a video, which is not supported; convert it to a GIF or to a folder of PNG frames"
+            f" (e.g. ffmpeg -i {path.name} frames/%04d.png)"
+        )
+    return f"{path} is not an image file that can be read; give a GIF, a PNG or a folder of frame images"
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def _frame_to_rgb(frame: Image.Image) -> np.ndarray:
+    """Convert one Pillow frame of any mode to RGB uint8 ``(H, W, 3)``, transparency over black."""
+    mode = frame.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        # 16/32-bit greyscale: Pillow's convert() clips these to 0..255 instead of scaling,
+        # which would turn a 16-bit PNG white; scale 16-bit range down to 8 bits ourselves.
+        grey = np.asarray(frame, dtype=np.float64)
+        if mode == "F":
+            grey = np.clip(grey, 0, 255)  # float images have no fixed range; assume 8-bit values
+        else:
+            grey = np.clip(grey, 0, 65535) / 257.0
+        grey8 = np.rint(grey).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    if mode in _ALPHA_MODES or "transparency" in frame.info:
+        rgba = np.asarray(frame.convert("RGBA"), dtype=np.uint16)
+        alpha = rgba[:, :, 3:4]
+        # premultiply = composite over black; +127 rounds the division
+        return ((rgba[:, :, :3] * alpha + 127) // 255).astype(np.uint8)
+    return np.asarray(frame.convert("RGB"), dtype=np.uint8).copy()
+
+
+def _fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    if max_side is None or max(width, height) <= max_side:
+        return rgb
+    size = _fit_size(width, height, max_side)
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX))
+
+
+# --------------------------------------------------------------------------------------------
+# shaping frames
+
+
+def _check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
+    """Programming-error guard: frames must be uint8 ``(N, H, W, 3)``."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"{what} must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+    if frames.shape[0] == 0:
+        raise DsaeError(f"there are no {what} to use; give an animation with at least one frame")
+    return frames
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Convert float images in [0, 1] (e.g. model outputs) to ``uint8``, clipping out-of-range values."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.rint(np.clip(images.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """Resize frames to ``size x size``; returns ``(N, size, size, 3)`` uint8.
+
+    Non-square frames are first padded with black to a square, centred (extra pixel at the
+    bottom/right), rather than cropped or stretched: cropping could cut the character off and
+    stretching distorts it, while a black border matches the Sprites benchmark background.
+
+    Resampling: BOX (area average) when shrinking, which is alias-free; NEAREST when enlarging by
+    a whole factor, which keeps pixel art crisp; BILINEAR for other enlargements. Frames that are
+    already the right size are returned unchanged (the same array).
+    """
+    frames = _check_frames(frames)
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    n, height, width, _ = frames.shape
+    if height == width == size:
+        return frames
+    side = max(height, width)
+    if height != width:
+        square = np.zeros((n, side, side, 3), dtype=np.uint8)
+        top, left = (side - height) // 2, (side - width) // 2
+        square[:, top : top + height, left : left + width] = frames
+        frames = square
+        if side == size:
+            return frames
+    if side > size:
+        resample = Image.Resampling.BOX
+    elif size % side == 0:
+        resample = Image.Resampling.NEAREST
+    else:
+        resample = Image.Resampling.BILINEAR
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(frame).resize((size, size), resample))
+    return out
+
+
+def select_window(
+    frames: np.ndarray, length: int, start: int = 0, stride: int = 1, *, source: str | Path | None = None
+) -> np.ndarray:
+    """Return ``frames[start : start + length*stride : stride]``: exactly ``length`` frames.
+
+    ``source`` names the input in the error message when there are not enough frames.
+    """
+    frames = _check_frames(frames)
+    if length < 1 or stride < 1 or start < 0:
+        raise DsaeError(
+            f"window needs length >= 1, stride >= 1 and start >= 0; got length {length}, stride {stride}, start {start}"
+        )
+    n = len(frames)
+    needed = start + (length - 1) * stride + 1
+    if n < needed:
+        name = str(source) if source is not None else "the input"
+        detail = "" if (start, stride) == (0, 1) else f" (frames {start} to {needed - 1} with stride {stride})"
+        raise DsaeError(
+            f"{name} has {n} frame{'s' if n != 1 else ''} but the model needs {length}{detail}; give a"
+            " longer animation" + ("" if (start, stride) == (0, 1) else ", an earlier start or a smaller stride")
+        )
+    return frames[start : start + length * stride : stride]
+
+
+def window_starts(n_frames: int, length: int, hop: int) -> list[int]:
+    """First-frame indices of the windows :func:`sliding_windows` returns.
+
+    Windows start every ``hop`` frames; if the last of those stops short of the end, one more
+    window is aligned to the end so every frame belongs to at least one window.
+    """
+    if length < 1 or hop < 1:
+        raise DsaeError(f"windows need length >= 1 and hop >= 1; got length {length}, hop {hop}")
+    if n_frames < length:
+        raise DsaeError(f"the input has {n_frames} frames but the model needs {length}; give a longer animation")
+    starts = list(range(0, n_frames - length + 1, hop))
+    if starts[-1] != n_frames - length:
+        starts.append(n_frames - length)
+    return starts
+
+
+def sliding_windows(frames: np.ndarray, length: int, hop: int) -> np.ndarray:
+    """All windows of ``length`` frames every ``hop`` frames: ``(num_windows, length, H, W, 3)``.
+
+    The last window is aligned to the end (see :func:`window_starts`), so it may overlap the
+    previous one more than ``hop`` implies.
+    """
+    frames = _check_frames(frames)
+    starts = window_starts(len(frames), length, hop)
+    return np.stack([frames[s : s + length] for s in starts])
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    """Write one image ``(H, W, 3)`` (or ``(H, W)`` grey, ``(H, W, 4)`` RGBA) uint8 as a PNG, atomically."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] in (3, 4))):
+        raise ValueError(f"image must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {image.dtype} {image.shape}")
+    path = check_output_path(path)
+    pil = Image.fromarray(image)
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format="PNG")
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> None:
+    """Write frames ``(N, H, W, 3)`` uint8 as a looping GIF at ``fps``, atomically.
+
+    Every frame is kept. Pillow's GIF writer silently merges a frame that looks identical to the
+    previous one into it (adding up their durations), so a round trip would lose frames and
+    windows would come back too short. When two consecutive frames would be identical *after*
+    quantisation, the later one gets one pixel (top-left) whose blue value differs by one (the
+    lowest bit flipped): invisible, but enough to keep it a separate frame.
+
+    Colours: each frame gets its own palette. A frame with at most 255 distinct colours (any
+    sprite) is stored exactly; richer frames are quantised to 255 colours without dithering, by
+    Pillow's max-coverage method (median cut, the default, has similar mean error, about 3.5-4
+    levels on smooth 64x64 gradients, but sometimes maps a colour far off: errors near 200 seen).
+    Delays are stored in 1/100 s; they are spread so the total length matches ``N / fps`` (e.g.
+    30 fps alternates 30 and 40 ms).
+    """
+    frames = _check_frames(frames)
+    try:
+        rate = float(fps)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not (math.isfinite(rate) and 0 < rate <= MAX_GIF_FPS):
+        raise DsaeError(f"GIF frame rate must be above 0 and at most {MAX_GIF_FPS:g} fps; got {fps}")
+    fps = rate
+    path = check_output_path(path)
+    images = _gif_frames_keeping_duplicates(frames)
+    # cumulative rounding to centiseconds keeps the overall speed right; at least 2 cs per frame
+    # because viewers treat shorter delays as 10 cs
+    ticks = [round((i + 1) * 100 / fps) - round(i * 100 / fps) for i in range(len(images))]
+    durations = [max(2, t) * 10 for t in ticks]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=durations,
+            loop=0,
+            disposal=1,  # keep the previous frame: Pillow then stores only the changed rectangle
+            optimize=False,  # keep our palettes exactly as built
+        )
+
+
+def _quantize(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Palette-index one frame: returns ``(indices (H, W) uint8, palette (256, 3) uint8)``.
+
+    At most 255 entries are used, leaving index 255 free for the duplicate-frame nudge.
+    """
+    flat = frame.reshape(-1, 3)
+    # pack RGB into one int so np.unique is fast
+    packed = (flat[:, 0].astype(np.uint32) << 16) | (flat[:, 1].astype(np.uint32) << 8) | flat[:, 2]
+    colours, inverse = np.unique(packed, return_inverse=True)
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    if len(colours) <= 255:
+        palette[: len(colours)] = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], 1)
+        return inverse.reshape(frame.shape[:2]).astype(np.uint8), palette
+    quantized = Image.fromarray(frame).quantize(
+        colors=255, method=Image.Quantize.MAXCOVERAGE, dither=Image.Dither.NONE
+    )
+    used = np.asarray(quantized.getpalette("RGB"), dtype=np.uint8).reshape(-1, 3)[:255]
+    palette[: len(used)] = used
+    return np.asarray(quantized, dtype=np.uint8), palette
+
+
+def _gif_frames_keeping_duplicates(frames: np.ndarray) -> list[Image.Image]:
+    images: list[Image.Image] = []
+    previous: np.ndarray | None = None
+    for frame in frames:
+        indices, palette = _quantize(frame)
+        shown = palette[indices]
+        if previous is not None and np.array_equal(shown, previous):
+            nudged = shown[0, 0].copy()
+            nudged[2] ^= 1
+            palette[255] = nudged
+            indices = indices.copy()
+            indices[0, 0] = 255
+            shown = palette[indices]
+        image = Image.frombytes("P", (indices.shape[1], indices.shape[0]), np.ascontiguousarray(indices).tobytes())
+        image.putpalette(palette.tobytes(), "RGB")
+        images.append(image)
+        previous = shown
+    return images
+
+
+# --------------------------------------------------------------------------------------------
+# pictures
+
+
+def _background(bg: int | Sequence[int]) -> np.ndarray:
+    colour = np.broadcast_to(np.asarray(bg, dtype=np.int64), (3,))
+    if colour.min() < 0 or colour.max() > 255:
+        raise ValueError(f"background colour must be 0..255, got {bg}")
+    return colour.astype(np.uint8)
+
+
+def _as_sequence(seq: np.ndarray, index: int) -> np.ndarray:
+    seq = np.asarray(seq)
+    if seq.ndim == 3:  # a single image counts as a one-frame row
+        seq = seq[None]
+    return _check_frames(seq, f"row {index}")
+
+
+def make_grid(
+    rows: Sequence[np.ndarray],
+    pad: int = 2,
+    bg: int | Sequence[int] = 255,
+    labels: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Lay sequences out as one still picture: row ``i`` shows the frames of ``rows[i]`` left to right.
+
+    Each row is ``(T_i, H, W, 3)`` (or one ``(H, W, 3)`` image); all frames must share H and W, rows
+    may differ in length (short rows end early, the rest is background). ``pad`` pixels of ``bg``
+    surround every frame. ``labels`` (one per row) are written at the left of each row in Pillow's
+    default font, in black or white, whichever stands out against ``bg``.
+    Returns ``(H_total, W_total, 3)`` uint8.
+    """
+    if len(rows) == 0:
+        raise ValueError("make_grid needs at least one row")
+    seqs = [_as_sequence(r, i) for i, r in enumerate(rows)]
+    height, width = seqs[0].shape[1:3]
+    for i, s in enumerate(seqs):
+        if s.shape[1:3] != (height, width):
+            raise ValueError(f"row {i} has frames of {s.shape[2]}x{s.shape[1]}, row 0 has {width}x{height}")
+    if labels is not None and len(labels) != len(seqs):
+        raise ValueError(f"got {len(labels)} labels for {len(seqs)} rows")
+    colour = _background(bg)
+    font = ImageFont.load_default() if labels else None
+    label_width = 0
+    if labels:
+        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        label_width = max(int(math.ceil(probe.textbbox((0, 0), str(t), font=font)[2])) for t in labels) + pad
+    longest = max(len(s) for s in seqs)
+    total_h = pad + len(seqs) * (height + pad)
+    total_w = pad + label_width + longest * (width + pad)
+    grid = np.empty((total_h, total_w, 3), dtype=np.uint8)
+    grid[:] = colour
+    for r, seq in enumerate(seqs):
+        y = pad + r * (height + pad)
+        for t, frame in enumerate(seq):
+            x = pad + label_width + t * (width + pad)
+            grid[y : y + height, x : x + width] = frame
+    if labels:
+        picture = Image.fromarray(grid)
+        draw = ImageDraw.Draw(picture)
+        ink = (0, 0, 0) if int(colour.astype(int).sum()) > 3 * 127 else (255, 255, 255)
+        for r, text in enumerate(labels):
+            top, bottom = draw.textbbox((0, 0), str(text), font=font)[1::2]
+            y = pad + r * (height + pad) + (height - (bottom - top)) // 2 - top
+            draw.text((pad, y), str(text), fill=ink, font=font)
+        grid = np.asarray(picture).copy()
+    return grid
+
+
+def grid_animation(
+    sequences: Sequence[np.ndarray],
+    cols: int | None = None,
+    pad: int = 2,
+    bg: int | Sequence[int] = 255,
+) -> np.ndarray:
+    """Tile N sequences into one animation ``(T, H', W', 3)``: frame t shows every sequence's frame t.
+
+    The tiles fill a near-square grid (``cols`` defaults to ``ceil(sqrt(N))``) row by row, with
+    ``pad`` pixels of ``bg`` around each. Sequences shorter than the longest hold their last
+    frame, so nothing blinks out. Write the result with :func:`write_gif`.
+    """
+    if len(sequences) == 0:
+        raise ValueError("grid_animation needs at least one sequence")
+    seqs = [_as_sequence(s, i) for i, s in enumerate(sequences)]
+    height, width = seqs[0].shape[1:3]
+    for i, s in enumerate(seqs):
+        if s.shape[1:3] != (height, width):
+            raise ValueError(f"sequence {i} has frames of {s.shape[2]}x{s.shape[1]}, sequence 0 has {width}x{height}")
+    n = len(seqs)
+    cols = cols or math.ceil(math.sqrt(n))
+    if cols < 1:
+        raise ValueError(f"cols must be >= 1, got {cols}")
+    cols = min(cols, n)
+    grid_rows = math.ceil(n / cols)
+    length = max(len(s) for s in seqs)
+    out = np.empty((length, pad + grid_rows * (height + pad), pad + cols * (width + pad), 3), dtype=np.uint8)
+    out[:] = _background(bg)
+    for i, seq in enumerate(seqs):
+        y = pad + (i // cols) * (height + pad)
+        x = pad + (i % cols) * (width + pad)
+        out[: len(seq), y : y + height, x : x + width] = seq
+        out[len(seq) :, y : y + height, x : x + width] = seq[-1]
+    return out
+
+
+def upscale(image_or_frames: np.ndarray, factor: int) -> np.ndarray:
+    """Enlarge ``(H, W, C)`` or ``(N, H, W, C)`` by a whole ``factor`` with nearest neighbour (crisp pixels)."""
+    array = np.asarray(image_or_frames)
+    if not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"factor must be a whole number >= 1, got {factor}")
+    if array.ndim not in (3, 4):
+        raise ValueError(f"expected (H, W, C) or (N, H, W, C), got shape {array.shape}")
+    if factor == 1:
+        return array
+    h_axis = array.ndim - 3
+    return np.repeat(np.repeat(array, factor, axis=h_axis), factor, axis=h_axis + 1)
