@@ -12,7 +12,6 @@ never used for training or selection.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,28 +37,11 @@ class SequenceData:
         return SequenceData(self.x[idx], self.groups[idx], self.modality, {k: v[idx] for k, v in self.labels.items()}, self.source)
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("DSAE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache")), "dsae")
-    return Path(root)
-
-
 def sprites_arrays(progress=None) -> dict:
-    """The full Sprites set (train and test), built from the embedded layers once and cached."""
+    """The full Sprites set (train and test), built from the embedded layers (a few seconds)."""
     from dsae_cli import sprites
 
-    cached = cache_dir() / "sprites.npz"
-    if cached.is_file():
-        try:
-            return sprites.load_sprites_npz(cached)
-        except DsaeError:
-            pass  # a damaged cache is rebuilt below
-    data = sprites.build_sprites(progress=progress)
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        sprites.write_sprites_npz(cached, data)
-    except OSError:
-        pass  # the cache is an optimisation only
-    return data
+    return sprites.build_sprites(progress=progress)
 
 
 def _sprites_split(arrays: dict, split: str) -> SequenceData:

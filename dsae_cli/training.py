@@ -249,8 +249,14 @@ class Trainer:
         from dsae_cli import media
 
         src = self.val if self.val is not None and len(self.val) >= 2 else self.data
-        n = min(6, len(src))
-        x = self.to_batch(src.x[:n])
+        # one sequence from each of several groups (characters), at different offsets within the
+        # group (different motions for Sprites), so the swap row mixes different looks and moves
+        groups, firsts, counts = np.unique(src.groups, return_index=True, return_counts=True)
+        pick = [int(f + (4 * i) % c) for i, (f, c) in enumerate(zip(firsts[:6], counts[:6]))]
+        if len(pick) < 2:
+            pick = list(range(min(6, len(src))))
+        n = len(pick)
+        x = self.to_batch(src.x[pick])
         self.model.eval()
         recon = self.model.reconstruct(x)
         swapped = self.model.swap(x, x.roll(1, dims=0))
@@ -340,8 +346,8 @@ def run_training(
         run_dir = Path(out)
         if (run_dir / "state.pt").exists():
             raise DsaeError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-        if preset not in PRESETS and preset != "default":
-            raise DsaeError(f"unknown --preset {preset!r}; use one of {', '.join(['default', *PRESETS])}")
+        if preset not in PRESETS:
+            raise DsaeError(f"unknown --preset {preset!r}; use one of {', '.join(PRESETS)}")
         if data_spec is None:
             raise DsaeError("say what to train on with --data sprites|FILE.npz|DIR")
         try:

@@ -68,6 +68,10 @@ class DSAE(nn.Module):
         self.config = cfg = config
         H = cfg.hidden_dim
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg)
+        if cfg.z_colour_blind:
+            if cfg.modality != "video":
+                raise ValueError("z_colour_blind applies to video models only")
+            self.dynamic_frame_encoder, _ = build_frame_codec(cfg)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
         self.static_head = GaussianHead(2 * H, cfg.f_dim)
@@ -104,6 +108,24 @@ class DSAE(nn.Module):
         h, _ = self.dynamic_rnn(h)
         return self.dynamic_head(h)
 
+    def colour_blind(self, x: torch.Tensor) -> torch.Tensor:
+        """Grey frames for z's encoder: a random convex mix of the channels per sequence while
+        training (so no fixed luminance code can identify colours), their plain mean otherwise."""
+        B, C = x.shape[0], x.shape[2]
+        if self.training:
+            w = torch.distributions.Dirichlet(torch.ones(C, device=x.device)).sample((B,))
+        else:
+            w = torch.full((B, C), 1.0 / C, device=x.device)
+        grey = torch.einsum("btchw,bc->bthw", x, w).unsqueeze(2)
+        return grey.expand(-1, -1, C, -1, -1)
+
+    def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        if not self.config.z_colour_blind:
+            return feats
+        g = self.colour_blind(x)
+        B, T = g.shape[:2]
+        return self.dynamic_frame_encoder(g.reshape(B * T, *g.shape[2:])).view(B, T, -1)
+
     def encode(self, x: torch.Tensor, sample: bool = False) -> Posterior:
         """Posterior of f and z_1:T for a batch of sequences x (B, T, *frame_shape).
 
@@ -113,7 +135,7 @@ class DSAE(nn.Module):
         feats = self.frame_features(x)
         f_mean, f_logvar = self.encode_static(feats)
         f = reparameterize(f_mean, f_logvar) if sample else f_mean
-        z_mean, z_logvar = self.encode_dynamic(feats, f)
+        z_mean, z_logvar = self.encode_dynamic(self.dynamic_features(x, feats), f)
         z = reparameterize(z_mean, z_logvar) if sample else z_mean
         return Posterior(f_mean, f_logvar, z_mean, z_logvar, f, z)
 

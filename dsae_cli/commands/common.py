@@ -12,6 +12,6 @@ MODEL_HELP = "Checkpoint folder (from `dsae train`) or .safetensors bundle; defa
 ModelOption = typer.Option(None, "--model", "-m", help=MODEL_HELP, show_default=False)
 DeviceOption = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto picks the best available).")
 SeedOption = typer.Option(0, "--seed", help="Random seed (sampling is reproducible for a given seed).")
-FpsOption = typer.Option(8.0, "--fps", min=0.1, max=100.0, help="Frames per second of output GIFs.")
+FpsOption = typer.Option(8.0, "--fps", min=0.1, max=50.0, help="Frames per second of output GIFs.")
 
 ModelArg = Optional[Path]

@@ -29,6 +29,7 @@ def train_command(
     z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
+    colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so content must come from f (a follow-up-style inductive bias; off = the paper's model)."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
     device: str = DeviceOption,
 ) -> None:
@@ -43,7 +44,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
@@ -67,7 +68,7 @@ def train_command(
 def _log(msg: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(msg, markup=False)
+    Console(stderr=True, highlight=False, emoji=False).print(msg, markup=False)
 
 
 @contextmanager

@@ -1,0 +1,201 @@
+"""The CLI end to end through ``typer.testing.CliRunner``: help, training a tiny model on real
+sprite GIFs, and every video command on it and on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dsae_cli import media
+from dsae_cli import sprites as sp
+from dsae_cli.app import app
+from dsae_cli.runtime import DEFAULT_MODELS
+
+runner = CliRunner()
+COMMANDS = ["train", "encode", "swap", "generate", "reconstruct", "predict", "convert-voice", "data"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_top_level_help_lists_commands_without_importing_torch():
+    code = (
+        "import sys; from typer.testing import CliRunner; from dsae_cli.app import app; "
+        "r = CliRunner().invoke(app, ['--help']); print(r.output); "
+        "assert r.exit_code == 0; assert 'torch' not in sys.modules and 'librosa' not in sys.modules, 'heavy import'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in ("train", "encode", "swap", "generate", "convert-voice"):
+        assert name in out.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_python_dash_m_works():
+    out = subprocess.run([sys.executable, "-m", "dsae_cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("dsae ")
+
+
+@pytest.fixture(scope="session")
+def sprite_gifs(tmp_path_factory) -> Path:
+    """Real Sprites sequences of three test characters as GIFs (a: walk-left, b: slash-right, ...)."""
+    folder = tmp_path_factory.mktemp("gifs")
+    ids = [sp.character_id(0, 1, 2, 3), sp.character_id(4, 5, 0, 1), sp.character_id(2, 3, 4, 5)]
+    data = sp.build_characters(ids)
+    for i, x in enumerate(data["x"]):
+        media.write_gif(folder / f"seq{i:02d}_c{data['char_id'][i]}_a{data['action'][i]}.gif", x)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(sprite_gifs, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--preset", "tiny", "--steps", 12, "--eval-every", 6,
+                    "--checkpoint-every", 6, "--preview-every", 12, "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_train_writes_a_complete_run(tiny_run):
+    for name in ("config.json", "model.safetensors", "state.pt", "metrics.jsonl", "train.json", "loss.png", "preview.gif"):
+        assert (tiny_run / name).is_file(), name
+    assert (tiny_run / "best" / "model.safetensors").is_file()
+    rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+    assert all({"loss", "recon", "kl_f", "kl_z"} <= set(r) for r in rows)
+    assert any("val_loss" in r for r in rows)
+
+
+def test_resume_continues_without_duplicate_steps(tiny_run, sprite_gifs):
+    result = invoke("train", "--resume", tiny_run, "--steps", 18)
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line)["step"] for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 18
+
+
+def gif(folder: Path, char: int, action: int) -> Path:
+    return next(folder.glob(f"*_c{char}_a{action}.gif"))
+
+
+def run_video_commands(model_args, folder: Path, out: Path):
+    a = gif(folder, sp.character_id(0, 1, 2, 3), 1)
+    b = gif(folder, sp.character_id(4, 5, 0, 1), 8)
+    r = invoke("swap", a, b, "-o", out / "ab.gif", "--both", "--grid", out / "ab.png", *model_args)
+    assert r.exit_code == 0, r.output
+    assert media.read_frames(out / "ab.gif").shape == (8, 64, 64, 3)
+    assert media.read_frames(out / "ab-ba.gif").shape == (8, 64, 64, 3)
+    from PIL import Image
+
+    with Image.open(out / "ab.png") as im:
+        assert im.size[1] >= 4 * 64 * 2 and im.size[0] >= 8 * 64 * 2  # four rows (a, b, a+b, b+a) of 8, upscaled 2x
+    r = invoke("encode", a, "-o", out / "a.npz", "--json", *model_args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[0])
+    assert summary["seq_len"] == 8
+    with np.load(out / "a.npz") as z:
+        assert z["z_mean"].shape == (8, summary["z_dim"]) and z["f_logvar"].shape == (summary["f_dim"],)
+    r = invoke("swap", out / "a.npz", b, "-o", out / "ab2.gif", *model_args)
+    assert r.exit_code == 0, r.output
+    r = invoke("generate", "--fix", "content", "-n", 3, "-o", out / "gen.gif", "--out-dir", out, "--from-latents", out / "a.npz", *model_args)
+    assert r.exit_code == 0, r.output
+    assert len(list(out.glob("sample_*.gif"))) == 3
+    assert media.read_frames(out / "gen.gif").shape[0] == 8
+    for fix in ("motion", "none"):
+        r = invoke("generate", "--fix", fix, "-n", 2, "-o", out / f"gen_{fix}.gif", "--seed", 3, *model_args)
+        assert r.exit_code == 0, r.output
+    r = invoke("reconstruct", a, "-o", out / "rec.gif", "--grid", out / "rec.png", *model_args)
+    assert r.exit_code == 0, r.output
+    assert media.read_frames(out / "rec.gif").shape == (8, 64, 64, 3)
+    r = invoke("predict", a, "--context", 3, "-o", out / "pred.gif", *model_args)
+    assert r.exit_code == 0, r.output
+    assert media.read_frames(out / "pred.gif").shape == (8, 64, 64, 3)
+
+
+def test_video_commands_on_a_trained_run(tiny_run, sprite_gifs, tmp_path):
+    run_video_commands(["--model", tiny_run, "--device", "cpu"], sprite_gifs, tmp_path)
+
+
+def test_generate_is_reproducible_for_a_seed(tiny_run, tmp_path):
+    for name in ("x.gif", "y.gif"):
+        assert invoke("generate", "-n", 2, "-o", tmp_path / name, "--seed", 5, "--model", tiny_run).exit_code == 0
+    assert np.array_equal(media.read_frames(tmp_path / "x.gif"), media.read_frames(tmp_path / "y.gif"))
+
+
+def test_bad_inputs_give_one_line_errors(tiny_run, sprite_gifs, tmp_path):
+    a = next(sprite_gifs.glob("*.gif"))
+    text = tmp_path / "fake.gif"
+    text.write_text("hello")
+    cases = [
+        ("swap", tmp_path / "missing.gif", a, "-o", tmp_path / "o.gif"),
+        ("swap", text, a, "-o", tmp_path / "o.gif"),
+        ("swap", a, a, "-o", tmp_path / "nofolder" / "o.gif"),
+        ("swap", a, a, "-o", a),  # the output names an input
+        ("generate", "--fix", "colour"),
+        ("predict", a, "--context", 8, "-o", tmp_path / "p.gif"),
+        ("swap", a, a, "-o", tmp_path / "o.gif", "--model", tmp_path / "nomodel"),
+        ("train", "--data", sprite_gifs),  # no --out
+        ("convert-voice", a, "--to", a),
+    ]
+    before = a.read_bytes()
+    for args in cases:
+        r = invoke(*args, *(["--model", tiny_run] if args[0] in ("generate", "predict") else []))
+        assert r.exit_code != 0, args
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+        lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), (args, r.output)
+        assert "Traceback" not in r.output
+    assert a.read_bytes() == before
+
+
+def test_wrong_modality_checkpoint_is_refused(tiny_run, sprite_gifs, tmp_path):
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    other = tmp_path / "speechlike"
+    other.mkdir()
+    cfg["modality"] = cfg["config"]["modality"] = "speech"
+    (other / "config.json").write_text(json.dumps(cfg))
+    (other / "model.safetensors").write_bytes((tiny_run / "model.safetensors").read_bytes())
+    a = next(sprite_gifs.glob("*.gif"))
+    r = invoke("reconstruct", a, "-o", tmp_path / "r.gif", "--model", other)
+    assert r.exit_code == 1 and "speech model" in r.output
+
+
+embedded = pytest.mark.skipif(not (DEFAULT_MODELS["video"] / "config.json").is_file(), reason="no embedded video model")
+
+
+@embedded
+def test_video_commands_on_the_embedded_model(sprite_gifs, tmp_path):
+    run_video_commands([], sprite_gifs, tmp_path)
+
+
+@embedded
+def test_embedded_swap_keeps_content_of_a_and_motion_of_b(sprite_gifs, tmp_path):
+    """The swap differs from both inputs yet re-encodes to a's f and b's z more closely than to the others'."""
+    import torch
+
+    from dsae_cli.runtime import load_model_for
+
+    a = gif(sprite_gifs, sp.character_id(0, 1, 2, 3), 1)
+    b = gif(sprite_gifs, sp.character_id(4, 5, 0, 1), 8)
+    assert invoke("swap", a, b, "-o", tmp_path / "ab.gif").exit_code == 0
+    out, fa, fb = (media.read_frames(p).astype(float) for p in (tmp_path / "ab.gif", a, b))
+    assert np.abs(out - fa).mean() > 2 and np.abs(out - fb).mean() > 2
+    model = load_model_for(None, "video", "cpu")
+    from dsae_cli.manipulate import encode_frames
+
+    la, lb, lo = (encode_frames(model, media.read_frames(p)) for p in (a, b, tmp_path / "ab.gif"))
+    assert np.linalg.norm(lo["f_mean"] - la["f_mean"]) < np.linalg.norm(lo["f_mean"] - lb["f_mean"])
+    assert np.linalg.norm(lo["z_mean"] - lb["z_mean"]) < np.linalg.norm(lo["z_mean"] - la["z_mean"])
+    del torch
