@@ -165,6 +165,8 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = self.run_dir / "metrics.jsonl"
         history = read_metrics(metrics_path)
+        # steps logged after the last checkpoint (before a crash) are re-run but not logged twice
+        self.last_logged = max([self.last_logged, *(int(r.get("step", -1)) for r in history)])
         old_handler = signal.getsignal(signal.SIGINT)
 
         def on_sigint(signum, frame):  # finish the step, then checkpoint and stop
