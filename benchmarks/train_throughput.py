@@ -1,0 +1,106 @@
+"""Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
+
+Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--json]
+
+Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
+drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
+FLOPs per sequence counted with torch.utils.flop_counter, with oneDNN switched off for that
+counting pass only, because oneDNN's fused LSTM kernels are invisible to the counter), the
+machine's measured fp32 matmul peak, and mfu = seq_per_s * flops_per_seq / peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dsae_cli.datasets import video_batch
+from models import DSAE, DSAEConfig, PRESETS
+
+
+def matmul_peak(n: int = 2048, reps: int = 10) -> float:
+    """Measured fp32 matmul FLOP/s (best of several n x n products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def train_step(model, opt, x):
+    out = model.loss(x)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    opt.step()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="DSAE training throughput and MFU")
+    ap.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=12, help="timed steps (after 3 warm-up steps)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--json", action="store_true", help="print one JSON line")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = DSAEConfig(**PRESETS[args.preset])
+    model = DSAE(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.RandomState(0)
+    data = rng.randint(0, 256, (args.batch_size * 4, cfg.seq_len, cfg.frame_size, cfg.frame_size, 3), dtype=np.uint8)
+
+    def batch(i):
+        j = (i % 4) * args.batch_size
+        return video_batch(data[j : j + args.batch_size])
+
+    # FLOPs: one forward + backward, counted with oneDNN off so LSTM matmuls are visible
+    with torch.backends.mkldnn.flags(enabled=False):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            out = model.loss(batch(0))
+            out["loss"].backward()
+    opt.zero_grad(set_to_none=True)
+    flops_per_seq = counter.get_total_flops() / args.batch_size
+
+    for i in range(3):
+        train_step(model, opt, batch(i))
+    times = []
+    for i in range(args.steps):
+        t = time.perf_counter()
+        train_step(model, opt, batch(i))  # the uint8 -> float conversion is part of a real step
+        times.append(time.perf_counter() - t)
+    step_s = statistics.median(times)
+    seq_per_s = args.batch_size / step_s
+    peak = matmul_peak()
+    res = {
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(),
+        "seq_per_s": round(seq_per_s, 2),
+        "flops_per_seq": int(flops_per_seq),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "achieved_gflops": round(seq_per_s * flops_per_seq / 1e9, 1),
+        "mfu": round(seq_per_s * flops_per_seq / peak, 3),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k:>20}: {v}")
+
+
+if __name__ == "__main__":
+    main()
