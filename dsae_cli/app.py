@@ -11,7 +11,9 @@ from typing import Optional
 import typer
 
 from dsae_cli import __version__, errors
-from dsae_cli.commands import convert_voice, data, encode, generate, predict, reconstruct, swap, train
+from dsae_cli.commands import convert_voice, data, encode, generate, judge, predict, reconstruct, swap, train
+from dsae_cli.commands import evaluate, evaluate_speech
+from dsae_cli.commands import export
 
 app = typer.Typer(
     name="dsae",
@@ -47,7 +49,11 @@ app.command("generate")(generate.generate_command)
 app.command("reconstruct")(reconstruct.reconstruct_command)
 app.command("predict")(predict.predict_command)
 app.command("convert-voice")(convert_voice.convert_voice_command)
+app.command("export")(export.export_command)
 app.add_typer(data.app, name="data")
+evaluate.app.command("speech")(evaluate_speech.evaluate_speech_command)
+app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(judge.app, name="judge")
 
 
 def main() -> None:

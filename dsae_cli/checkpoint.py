@@ -95,8 +95,13 @@ def load_model(path: str | Path, modality: str | None = None, device: str = "cpu
 
     path = Path(path)
     meta, weights_file = _read_meta(path)
+    if isinstance(meta, dict) and meta.get("format") == "dsae-judge":
+        raise DsaeError(f"{path} is a judge classifier (from `dsae judge train`), not a DSAE model; pass a model checkpoint with --model")
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DsaeError(f"{path} is not a dsae checkpoint (format {meta.get('format') if isinstance(meta, dict) else '?'!r})")
+        raise DsaeError(
+            f"{path} is not a dsae checkpoint (format {meta.get('format') if isinstance(meta, dict) else '?'!r}); "
+            "pass a folder written by `dsae train` or a .safetensors bundle"
+        )
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         raise DsaeError(

@@ -106,9 +106,14 @@ def validation_split(data: SequenceData, fraction: float = 0.05, seed: int = 0) 
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def video_batch(x_uint8: np.ndarray, device: str = "cpu"):
-    """uint8 (B, T, H, W, C) -> float (B, T, C, H, W) in [0, 1], channels-last underneath (no copy of layout)."""
+def video_batch(x_uint8: np.ndarray, device: str = "cpu", pin_memory: bool = False):
+    """uint8 (B, T, H, W, C) -> float (B, T, C, H, W) in [0, 1], channels-last underneath (no copy of layout).
+
+    ``pin_memory`` (for a GPU ``device``) stages the uint8 batch in page-locked memory, so the copy runs
+    asynchronously; the bytes travel as uint8, a quarter of the float size.
+    """
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(x_uint8)).to(device, non_blocking=True)
+    t = torch.from_numpy(np.ascontiguousarray(x_uint8))
+    t = (t.pin_memory() if pin_memory else t).to(device, non_blocking=True)
     return t.permute(0, 1, 4, 2, 3).float().div_(255.0)

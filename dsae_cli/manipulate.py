@@ -39,7 +39,7 @@ def load_video(path: Path, model, start: int = 0, stride: int = 1) -> VideoInput
     frames = media.resize_frames(raw, cfg.frame_size)
     if len(frames) < start + 1 + (cfg.seq_len - 1) * stride:
         raise DsaeError(
-            f"{path} has {len(frames)} frames but the model needs {cfg.seq_len}"
+            f"{path} has {len(frames)} frame{'s' if len(frames) != 1 else ''} but the model needs {cfg.seq_len}"
             + (f" from frame {start} with stride {stride}" if start or stride > 1 else "")
             + "; give a longer animation"
             + (" or a smaller --start/--stride" if start or stride > 1 else "")

@@ -1,16 +1,18 @@
-"""The training loop. It knows nothing about the DSAE beyond ``model.loss(batch) -> dict``.
+"""The training loop. It knows nothing about the DSAE beyond its forward pass, ``model(batch, beta_f, beta_z) -> dict`` of losses.
 
 A run directory holds:
   config.json + model.safetensors   the final (latest) model
   best/                             the model with the best validation loss so far
-  state.pt                          optimiser, RNG states, data order and step, for --resume
+  state.pt                          weights, optimiser, RNG states (every process), data order and step, for --resume
   metrics.jsonl                     one JSON object per logged step (appended, never rewritten)
   train.json                        the training options, so --resume continues the same run
   loss.png, preview.gif             a loss curve and a reconstruction/swap preview, refreshed as it goes
+                                    (speech: preview.png, spectrograms of originals, reconstructions, swaps)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -22,17 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dsae_cli import distributed
 from dsae_cli.checkpoint import load_model, save_model
 from dsae_cli.datasets import SequenceData, video_batch
 from dsae_cli.errors import DsaeError
 from dsae_cli.fileio import atomic_path
 
 
+LR_SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass
 class TrainConfig:
     steps: int = 2000  # optimiser steps to run (the run stops at whichever of steps/minutes comes first)
     minutes: float = 0.0  # wall-clock budget in minutes; 0 means no limit
-    batch_size: int = 32  # sequences per step
+    batch_size: int = 32  # sequences per step, over all processes (torchrun: each of N takes batch_size / N)
     lr: float = 1e-3  # Adam learning rate
     seed: int = 0  # seeds the model init, the data order and every sample
     checkpoint_every: int = 500  # steps between checkpoints (model + state.pt)
@@ -43,6 +50,9 @@ class TrainConfig:
     grad_clip: float = 100.0  # clip the gradient norm (0: off)
     val_fraction: float = 0.05  # share of training characters/files held out for validation
     device: str = "cpu"
+    lr_schedule: str = "constant"  # "constant", or "cosine": the learning rate anneals to 0 over `steps`
+    precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16"
+    compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -51,10 +61,15 @@ class TrainConfig:
 
 
 class Trainer:
-    def __init__(self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None):
-        self.model = model.to(cfg.device)
+    def __init__(
+        self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
+        dist: distributed.DistInfo = distributed.SINGLE,
+    ):  # fmt: skip
+        self.dist = dist  # under torchrun: this process's rank; rank 0 alone writes files and logs
+        self.device = distributed.local_device(cfg.device, dist)
+        self.model = model.to(self.device)
         self.data, self.val, self.cfg, self.run_dir = data, val, cfg, Path(run_dir)
-        self.log = log or (lambda msg: None)
+        self.log = (log or (lambda msg: None)) if dist.is_main else (lambda msg: None)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.step = 0
         self.epoch = 0
@@ -66,35 +81,74 @@ class Trainer:
         self.last_logged = -1
         self.elapsed = 0.0  # training seconds accumulated over all sessions of this run
         self.stop_requested = False
+        self.checkpoint_extra: dict = {}  # metadata saved in every checkpoint (speech: spectrogram settings)
+        self.amp_dtype = autocast_dtype(cfg.precision, self.device)
+        if dist.enabled:
+            if cfg.batch_size % dist.world_size:
+                raise DsaeError(
+                    f"--batch-size {cfg.batch_size} is the batch of all {dist.world_size} processes together and must "
+                    f"divide evenly among them; use a multiple of {dist.world_size}"
+                )
+            if len(data) < dist.world_size:
+                raise DsaeError(f"{len(data)} training sequences cannot feed {dist.world_size} processes; use fewer processes or more data")
+            # each process draws its own posterior noise; the weights are the same (DDP broadcasts rank 0's)
+            if dist.rank > 0:
+                torch.manual_seed(rank_seed(cfg.seed, 0, dist.rank))
+        self.train_model = self._wrap_for_training()
 
     # ------------------------------------------------------------------ data order
     def _new_order(self) -> np.ndarray:
         return torch.randperm(len(self.data), generator=self.order_gen).numpy()
 
     def next_batch(self) -> torch.Tensor:
+        """The next batch of the seeded order. Under torchrun every process walks the same order and
+        takes every N-th sequence of each global batch (rank r: positions r, r + N, ...)."""
+        world = self.dist.world_size
         bs = min(self.cfg.batch_size, len(self.data))
+        bs -= bs % world  # equal shares, so every process takes the same number of steps
         if self.position + bs > len(self.order):
             self.epoch += 1
             self.order = self._new_order()
             self.position = 0
         idx = np.sort(self.order[self.position : self.position + bs])
         self.position += bs
+        if world > 1:
+            idx = idx[self.dist.rank :: world]
         return self.to_batch(self.data.x[idx])
 
     def to_batch(self, x: np.ndarray) -> torch.Tensor:
+        pin = self.device.startswith("cuda")  # page-locked host memory: the copy to the GPU runs asynchronously
         if self.data.modality == "video":
-            return video_batch(x, self.cfg.device)
-        return torch.from_numpy(np.ascontiguousarray(x)).to(self.cfg.device)
+            return video_batch(x, self.device, pin_memory=pin)
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        return (t.pin_memory() if pin else t).to(self.device, non_blocking=pin)
 
     # ------------------------------------------------------------------ state
+    def rng_state(self) -> dict:
+        state = {"torch": torch.get_rng_state()}
+        if self.device.startswith("cuda"):
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
     def state_dict(self) -> dict:
+        """Everything a resumed run needs to take exactly the steps this one would have taken.
+
+        Under torchrun every process must call this (it gathers each process's RNG state)."""
+        rngs = distributed.all_gather_objects(self.rng_state(), self.dist)
         return {
+            # the weights too: a crash between writing model.safetensors and state.pt can then
+            # never pair one step's weights with another step's optimiser state
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "world_size": self.dist.world_size,
+            "rank_rng": rngs,
+            "cuda_rng": rngs[0].get("cuda"),
+            "bad_steps": self.bad_steps,
             "step": self.step,
             "epoch": self.epoch,
             "position": self.position,
             "order": torch.from_numpy(self.order.copy()),
             "order_gen": self.order_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": rngs[0]["torch"],
             "optimizer": self.opt.state_dict(),
             "best_val": self.best_val,
             "last_logged": self.last_logged,
@@ -105,16 +159,28 @@ class Trainer:
         self.step, self.epoch, self.position = int(s["step"]), int(s["epoch"]), int(s["position"])
         self.order = s["order"].numpy()
         self.order_gen.set_state(s["order_gen"])
-        torch.set_rng_state(s["torch_rng"])
+        if "model" in s:  # older state.pt files have no weights; the caller loaded model.safetensors
+            self.model.load_state_dict(s["model"])
+        rngs = s.get("rank_rng") or [{"torch": s["torch_rng"], "cuda": s.get("cuda_rng")}]
+        if self.dist.rank < len(rngs):
+            torch.set_rng_state(rngs[self.dist.rank]["torch"])
+            if rngs[self.dist.rank].get("cuda") is not None and self.device.startswith("cuda"):
+                torch.cuda.set_rng_state(rngs[self.dist.rank]["cuda"], self.device)
+        else:  # more processes than the run had: a fresh, still reproducible, stream for the new ones
+            torch.manual_seed(rank_seed(self.cfg.seed, self.step, self.dist.rank))
         self.opt.load_state_dict(s["optimizer"])
+        self.bad_steps = int(s.get("bad_steps", 0))
         self.best_val = float(s["best_val"])
         self.last_logged = int(s["last_logged"])
         self.elapsed = float(s.get("elapsed", 0.0))
 
     def save_checkpoint(self) -> None:
-        save_model(self.model, self.run_dir, extra={"step": self.step, "source": self.data.source})
+        state = self.state_dict()  # every process takes part (RNG states); rank 0 writes
+        if not self.dist.is_main:
+            return
+        save_model(self.model, self.run_dir, extra={**self.checkpoint_extra, "step": self.step, "source": self.data.source})
         with atomic_path(self.run_dir / "state.pt") as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch.save(state, tmp)
 
     # ------------------------------------------------------------------ one step
     def kl_weights(self) -> tuple[float, float]:
@@ -122,62 +188,115 @@ class Trainer:
         ramp = 1.0 if self.cfg.kl_warmup <= 0 else min(1.0, (self.step + 1) / self.cfg.kl_warmup)
         return mc.beta_f * ramp, mc.beta_z * ramp
 
+    def lr_at(self, step: int) -> float:
+        if self.cfg.lr_schedule == "cosine":
+            return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / self.cfg.steps)))
+        return self.cfg.lr
+
+    def skip_step(self, what: str) -> None:
+        """A non-finite loss or gradient never reaches the weights or a checkpoint."""
+        self.opt.zero_grad(set_to_none=True)
+        self.bad_steps += 1
+        self.log(f"warning: non-finite {what} at step {self.step + 1}; step skipped")
+        if self.bad_steps >= 10:
+            raise DsaeError(f"the {what} was non-finite 10 times in a row; lower --lr or check the data")
+
     def train_step(self) -> dict | None:
         self.model.train()
         x = self.next_batch()
         beta_f, beta_z = self.kl_weights()
-        out = self.model.loss(x, beta_f=beta_f, beta_z=beta_z)
-        if not torch.isfinite(out["loss"]):
-            # a non-finite loss never reaches the weights or a checkpoint
-            self.bad_steps += 1
-            self.log(f"warning: non-finite loss at step {self.step + 1}; step skipped")
-            if self.bad_steps >= 10:
-                raise DsaeError("the loss was non-finite 10 times in a row; lower --lr or check the data")
+        for group in self.opt.param_groups:  # set every step: the schedule is a function of the step alone
+            group["lr"] = self.lr_at(self.step)
+        with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
+            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z)
+        keys = list(out)
+        values = torch.stack([out[k].detach().float() for k in keys])
+        if self.dist.enabled:  # the mean over all processes; non-finite if any process's is
+            values = distributed.all_reduce(values, self.dist) / self.dist.world_size
+        if not torch.isfinite(values[keys.index("loss")]):
+            self.skip_step("loss")
             return None
-        self.bad_steps = 0
         self.opt.zero_grad(set_to_none=True)
         out["loss"].backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        # gradients are already averaged over processes here, so every process decides alike
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf)
+        if not torch.isfinite(grad_norm):
+            self.skip_step("gradient norm")
+            return None
+        self.bad_steps = 0
         self.opt.step()
         self.step += 1
-        return {k: float(v.detach()) for k, v in out.items()}
+        return dict(zip(keys, values.tolist()))
+
+    def _wrap_for_training(self):
+        """What the training forward pass calls: the model, under DDP across processes, maybe compiled."""
+        net = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            dev = torch.device(self.device)
+            net = DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        if self.cfg.compile:
+            net = torch.compile(net)
+        return net
+
+    def should_stop(self, over_budget: bool) -> bool:
+        """Whether to stop before the next step. Under torchrun all processes must stop at the same
+        step, so rank 0's clock alone decides the --minutes budget and a Ctrl-C seen by any process counts."""
+        if not self.dist.enabled:
+            return self.stop_requested or over_budget
+        flags = torch.tensor([float(over_budget and self.dist.is_main), float(self.stop_requested)], device=self.device)
+        flags = distributed.all_reduce(flags, self.dist, op="max").tolist()
+        self.stop_requested = flags[1] > 0
+        return max(flags) > 0
+
+    def metrics_record(self, out: dict) -> dict:
+        record = {"step": self.step, **{k: round(v, 4) for k, v in out.items()}, "time_s": round(self.elapsed, 2)}
+        if self.cfg.lr_schedule != "constant":
+            record["lr"] = float(f"{self.lr_at(self.step - 1):.4g}")  # the rate this step was taken with
+        return record
 
     @torch.no_grad()
     def validate(self) -> float:
         if self.val is None or len(self.val) == 0:
             return math.nan
         self.model.eval()
-        rng_state = torch.get_rng_state()
-        torch.manual_seed(12345)  # the same posterior noise every time, so values compare across steps
         total, n = 0.0, 0
-        for i in range(0, len(self.val), 256):
-            x = self.to_batch(self.val.x[i : i + 256])
-            out = self.model.loss(x, beta_f=1.0, beta_z=1.0)  # the ELBO itself, whatever the schedule
-            total += float(out["loss"]) * len(x)
-            n += len(x)
-        torch.set_rng_state(rng_state)
+        # the same posterior noise every time, so values compare across steps; the training streams
+        # (CPU and, on a GPU, its own) continue afterwards as if validation had not run
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if self.device.startswith("cuda") else []):
+            torch.manual_seed(12345)
+            for i in range(0, len(self.val), 256):
+                x = self.to_batch(self.val.x[i : i + 256])
+                out = self.model.loss(x, beta_f=1.0, beta_z=1.0)  # the ELBO itself, whatever the schedule
+                total += float(out["loss"]) * len(x)
+                n += len(x)
         return total / n
 
     # ------------------------------------------------------------------ loop
     def fit(self, progress=None) -> dict:
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main  # under torchrun only rank 0 validates and writes files
         metrics_path = self.run_dir / "metrics.jsonl"
-        history = read_metrics(metrics_path)
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temp_files(self.run_dir)
+            repair_metrics(metrics_path)
+        history = read_metrics(metrics_path) if main else []
         # steps logged after the last checkpoint (before a crash) are re-run but not logged twice
         self.last_logged = max([self.last_logged, *(int(r.get("step", -1)) for r in history)])
-        old_handler = signal.getsignal(signal.SIGINT)
 
-        def on_sigint(signum, frame):  # finish the step, then checkpoint and stop
+        def on_stop_signal(signum, frame):  # Ctrl-C or SIGTERM: finish the step, then checkpoint and stop
             if self.stop_requested:
                 raise KeyboardInterrupt
             self.stop_requested = True
 
-        try:
-            signal.signal(signal.SIGINT, on_sigint)
-        except ValueError:  # not the main thread (e.g. inside some test runners)
-            old_handler = None
+        old_handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[sig] = signal.signal(sig, on_stop_signal)
+            except ValueError:  # not the main thread (e.g. inside some test runners)
+                break
         start = time.perf_counter()
         session_start_elapsed = self.elapsed
         budget = cfg.minutes * 60.0 if cfg.minutes > 0 else math.inf
@@ -185,10 +304,10 @@ class Trainer:
         seqs, t_rate = 0, time.perf_counter()
         rate = 0.0
         try:
-            with open(metrics_path, "a") as mfile:
-                while self.step < cfg.steps and not self.stop_requested:
+            with open(metrics_path, "a") if main else contextlib.nullcontext() as mfile:
+                while self.step < cfg.steps:
                     self.elapsed = session_start_elapsed + time.perf_counter() - start
-                    if self.elapsed - session_start_elapsed >= budget:
+                    if self.should_stop(self.elapsed - session_start_elapsed >= budget):
                         break
                     out = self.train_step()
                     if out is None:
@@ -200,37 +319,37 @@ class Trainer:
                         rate, seqs, t_rate = seqs / (now - t_rate), 0, now
                     record = None
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        record = {"step": self.step, **{k: round(v, 4) for k, v in out.items()}, "time_s": round(self.elapsed, 2)}
-                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        record = self.metrics_record(out)
+                    if main and cfg.eval_every and self.step % cfg.eval_every == 0:
                         val = self.validate()
-                        record = record or {"step": self.step, **{k: round(v, 4) for k, v in out.items()}, "time_s": round(self.elapsed, 2)}
+                        record = record or self.metrics_record(out)
                         record["val_loss"] = round(val, 4)
                         if val < self.best_val:
                             self.best_val = val
-                            save_model(self.model, self.run_dir / "best", extra={"step": self.step, "val_loss": val})
-                    if record is not None and self.step > self.last_logged:
+                            save_model(self.model, self.run_dir / "best", extra={**self.checkpoint_extra, "step": self.step, "val_loss": val})
+                    if main and record is not None and self.step > self.last_logged:
                         mfile.write(json.dumps(record) + "\n")
                         mfile.flush()
                         history.append(record)
                         self.last_logged = self.step
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if cfg.preview_every and self.step % cfg.preview_every == 0:
+                    if main and cfg.preview_every and self.step % cfg.preview_every == 0:
                         self.write_previews(history)
                     if progress is not None:
                         progress(self.step, out, rate)
             # final pass: validation, best model, checkpoint, pictures
-            if self.val is not None and len(self.val) and (not cfg.eval_every or self.step % cfg.eval_every):
+            if main and self.val is not None and len(self.val) and (not cfg.eval_every or self.step % cfg.eval_every):
                 val = self.validate()
                 if val < self.best_val:
                     self.best_val = val
-                    save_model(self.model, self.run_dir / "best", extra={"step": self.step, "val_loss": val})
+                    save_model(self.model, self.run_dir / "best", extra={**self.checkpoint_extra, "step": self.step, "val_loss": val})
             self.save_checkpoint()
-            if cfg.preview_every:
+            if main and cfg.preview_every:
                 self.write_previews(history)
         finally:
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
         return {"step": self.step, "last": last, "best_val": self.best_val, "elapsed_s": self.elapsed, "interrupted": self.stop_requested}
 
     def write_previews(self, history: list[dict]) -> None:
@@ -240,6 +359,8 @@ class Trainer:
             plot_loss_curves(self.run_dir / "loss.png", history)
             if self.data.modality == "video":
                 self.write_video_preview(self.run_dir / "preview.gif")
+            else:
+                self.write_speech_preview(self.run_dir / "preview.png")
         except DsaeError:
             raise
         except Exception as err:  # pictures are a courtesy; a failure must not stop training
@@ -267,9 +388,70 @@ class Trainer:
         media.write_gif(path, media.grid_animation(rows, cols=n), fps=8)
 
 
+    @torch.no_grad()
+    def write_speech_preview(self, path: Path) -> None:
+        """Spectrograms of segments of different speakers: originals, reconstructions, and each
+        segment's speaker (f) saying the previous segment's content (z), side by side."""
+        from dsae_cli import audio, media
+
+        src = self.val if self.val is not None and len(np.unique(self.val.groups)) >= 2 else self.data
+        _, firsts = np.unique(src.groups, return_index=True)
+        pick = sorted(firsts[:6].tolist()) if len(firsts) >= 2 else list(range(min(6, len(src))))
+        x = self.to_batch(src.x[pick])
+        self.model.eval()
+        rows = [x, self.model.reconstruct(x), self.model.swap(x, x.roll(1, dims=0))]
+        spec = audio.SpectrogramConfig.from_dict(self.checkpoint_extra["spectrogram"])
+        norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
+        panels = [norm.invert(t[i].cpu().numpy()) for t in rows for i in range(len(pick))]
+        labels = [f"{name} {i + 1}" for name in ("orig", "recon", "swap") for i in range(len(pick))]
+        media.write_png(path, audio.spectrogram_picture(panels, labels, spec, scale=3))
+
+
 def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
     """float (B, T, C, H, W) in [0, 1] -> uint8 (B, T, H, W, C)."""
     return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+
+
+def autocast_dtype(precision: str, device: str):
+    """The dtype the forward pass autocasts to on ``device`` (None: plain float32)."""
+    if precision not in PRECISIONS:
+        raise DsaeError(f"unknown --precision {precision!r}; use {', '.join(PRECISIONS)}")
+    cuda = device.startswith("cuda")
+    if precision == "bf16" and not cuda:
+        raise DsaeError("--precision bf16 needs --device cuda; use --precision fp32 (or auto) on this device")
+    if precision == "fp32" or not cuda:
+        return None
+    if precision == "auto" and not torch.cuda.is_bf16_supported():
+        return None
+    return torch.bfloat16
+
+
+def rank_seed(seed: int, step: int, rank: int) -> int:
+    """A seed of its own for each process (and restart step), reproducible from the run's seed."""
+    return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
+
+
+def repair_metrics(path: Path) -> None:
+    """Cut a last line left unfinished by a crash, so the next append starts on a line of its own."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+# files the trainer writes through fileio.atomic_path; a crash can leave their temporary siblings
+_RUN_FILES = ("state.pt", "model.safetensors", "config.json", "metrics.jsonl", "train.json", "loss.png", "preview.gif", "preview.png")
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Delete temporary files a killed run left half-written (the real files are intact)."""
+    for folder in (Path(run_dir), Path(run_dir) / "best"):
+        for name in _RUN_FILES:
+            for tmp in folder.glob(f".{name}.*.tmp*"):
+                tmp.unlink(missing_ok=True)
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -289,12 +471,26 @@ def save_train_config(run_dir: Path, cfg: TrainConfig, extra: dict) -> None:
         tmp.write_text(json.dumps({"train": dataclasses.asdict(cfg), **extra}, indent=2) + "\n")
 
 
-def resume_trainer(run_dir: Path, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, log=None) -> Trainer:
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse, with one clear line, a run folder whose train.json or config.json cannot be read."""
+    for name, key in (("train.json", "train"), ("config.json", "config")):
+        try:
+            ok = isinstance(json.loads((run_dir / name).read_text()).get(key), dict)
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            ok = False
+        if not ok:
+            raise DsaeError(f"{run_dir}/{name} is missing or damaged, so the run cannot be resumed; start a new run with --out")
+
+
+def resume_trainer(
+    run_dir: Path, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, log=None,
+    dist: distributed.DistInfo = distributed.SINGLE,
+) -> Trainer:  # fmt: skip
     run_dir = Path(run_dir)
     if not (run_dir / "state.pt").is_file():
         raise DsaeError(f"{run_dir} has no state.pt to resume from; start a new run with `dsae train --out DIR`")
-    model = load_model(run_dir, device=cfg.device)
-    trainer = Trainer(model, data, val, cfg, run_dir, log)
+    model = load_model(run_dir, device="cpu")  # the Trainer moves it to this process's device
+    trainer = Trainer(model, data, val, cfg, run_dir, log, dist)
     try:
         state = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
         trainer.load_state_dict(state)
@@ -309,6 +505,8 @@ TRAIN_PRESETS: dict[str, dict] = {
     "default": dict(batch_size=32, lr=1e-3, kl_warmup=0),
     "paper": dict(batch_size=64, lr=2e-4, kl_warmup=0),
     "tiny": dict(batch_size=8, lr=1e-3, kl_warmup=0, eval_every=50, checkpoint_every=100, preview_every=100),
+    "speech": dict(batch_size=64, lr=1e-3, kl_warmup=0),
+    "tiny-speech": dict(batch_size=8, lr=1e-3, kl_warmup=0, eval_every=50, checkpoint_every=100, preview_every=100),
 }
 
 
@@ -316,21 +514,25 @@ def run_training(
     data_spec: str | None,
     out: Path | None,
     resume: Path | None = None,
-    preset: str = "default",
+    preset: str | None = None,
     model_overrides: dict | None = None,
     train_overrides: dict | None = None,
     log=print,
     progress_factory=None,
+    modality: str | None = None,
 ) -> dict:
     """Train a new run in ``out`` (or continue ``resume``) and return a summary dict.
 
     ``model_overrides`` / ``train_overrides`` are explicit options that replace preset values;
     ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback.
+    Speech data is ``speech:DIR`` (or ``modality="speech"`` with DIR); ``preset=None`` picks
+    ``speech`` for speech data and ``default`` otherwise.
     """
     from models import DSAE, DSAEConfig, PRESETS
 
     from dsae_cli.datasets import load_training_data, validation_split
     from dsae_cli.runtime import seed_everything
+    from dsae_cli.speech_data import parse_speech_spec, prepare_speech_training
 
     model_overrides = dict(model_overrides or {})
     train_overrides = dict(train_overrides or {})
@@ -338,57 +540,90 @@ def run_training(
         run_dir = Path(resume)
         if not (run_dir / "train.json").is_file():
             raise DsaeError(f"{run_dir} is not a dsae run folder (no train.json); start a new run with --out")
+        check_run_folder(run_dir)
         saved = json.loads((run_dir / "train.json").read_text())
         cfg = TrainConfig.from_dict({**saved["train"], **train_overrides})
         data_spec = data_spec or saved["data"]
-        model_cfg = DSAEConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+        preset = saved.get("preset", preset)
+        resume_meta = json.loads((run_dir / "config.json").read_text())
+        model_cfg = DSAEConfig.from_dict(resume_meta["config"])
     else:
         if out is None:
             raise DsaeError("say where the run goes with --out RUN_DIR (or continue one with --resume RUN_DIR)")
         run_dir = Path(out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise DsaeError(f"--out {run_dir} is a file; give a folder for the run (it is created if missing)")
         if (run_dir / "state.pt").exists():
             raise DsaeError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+        if data_spec is None:
+            raise DsaeError("say what to train on with --data sprites|FILE.npz|DIR|speech:DIR")
+        folder, modality = parse_speech_spec(data_spec, modality)
+        if modality == "speech":
+            data_spec = f"speech:{folder}"  # train.json keeps the modality for --resume
+        preset = preset or ("speech" if modality == "speech" else "default")
         if preset not in PRESETS:
             raise DsaeError(f"unknown --preset {preset!r}; use one of {', '.join(PRESETS)}")
-        if data_spec is None:
-            raise DsaeError("say what to train on with --data sprites|FILE.npz|DIR")
         try:
             model_cfg = DSAEConfig(**{**PRESETS.get(preset, {}), **model_overrides})
         except ValueError as err:
             raise DsaeError(f"invalid model option: {err}") from None
+        if model_cfg.modality != (modality or "video"):
+            hint = "speech or tiny-speech" if modality == "speech" else "default, paper or tiny"
+            raise DsaeError(f"--preset {preset} makes a {model_cfg.modality} model but the data is {modality or 'video'}; use --preset {hint}")
         cfg = TrainConfig(**{**TRAIN_PRESETS.get(preset, {}), **train_overrides})
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.minutes < 0:
         raise DsaeError("--steps and --batch-size must be at least 1, --lr positive, --minutes not negative")
-    if model_cfg.modality != "video":
-        raise DsaeError("speech training is not available yet in this version; train a video model (--data sprites|DIR)")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise DsaeError(f"unknown --lr-schedule {cfg.lr_schedule!r}; use {' or '.join(LR_SCHEDULES)}")
+    autocast_dtype(cfg.precision, cfg.device)  # an impossible --precision fails now, not after loading the data
+    dist = distributed.init(cfg.device)  # under torchrun: join the other processes
+    if not dist.is_main:  # only rank 0 speaks
+        log, progress_factory = (lambda msg: None), None
 
     seed_everything(cfg.seed)
-    data = load_training_data(data_spec, model_cfg.seq_len, model_cfg.frame_size)
-    if data.x.shape[1] != model_cfg.seq_len or data.x.shape[2] != model_cfg.frame_size:
-        raise DsaeError(
-            f"the data has sequences of {data.x.shape[1]} frames of {data.x.shape[2]} px but the model wants "
-            f"{model_cfg.seq_len} x {model_cfg.frame_size} px"
+    checkpoint_extra = {}
+    if model_cfg.modality == "speech":
+        folder, _ = parse_speech_spec(data_spec, "speech")
+        meta = resume_meta if resume is not None else None  # a resumed run keeps its normalisation
+        train_data, val_data, checkpoint_extra, n_val_utts = prepare_speech_training(folder, model_cfg, cfg.val_fraction, cfg.seed, meta)
+        log(
+            f"data: {train_data.source}: {len(train_data)} training segments, {len(val_data) if val_data else 0} "
+            f"held out for validation ({n_val_utts} utterances)"
         )
-    train_idx, val_idx = validation_split(data, cfg.val_fraction, seed=cfg.seed)
-    train_data, val_data = data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
-    log(
-        f"data: {data.source}: {len(train_data)} training sequences, {len(val_idx)} held out for validation "
-        f"({len(np.unique(data.groups[val_idx])) if len(val_idx) else 0} groups)"
-    )
+    else:
+        data = load_training_data(data_spec, model_cfg.seq_len, model_cfg.frame_size)
+        if data.x.shape[1] != model_cfg.seq_len or data.x.shape[2] != model_cfg.frame_size:
+            raise DsaeError(
+                f"the data has sequences of {data.x.shape[1]} frames of {data.x.shape[2]} px but the model wants "
+                f"{model_cfg.seq_len} x {model_cfg.frame_size} px"
+            )
+        train_idx, val_idx = validation_split(data, cfg.val_fraction, seed=cfg.seed)
+        train_data, val_data = data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
+        log(
+            f"data: {data.source}: {len(train_data)} training sequences, {len(val_idx)} held out for validation "
+            f"({len(np.unique(data.groups[val_idx])) if len(val_idx) else 0} groups)"
+        )
     if resume is not None:
-        trainer = resume_trainer(run_dir, train_data, val_data, cfg, log)
+        trainer = resume_trainer(run_dir, train_data, val_data, cfg, log, dist=dist)
         log(f"resuming {run_dir} at step {trainer.step}")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
         model = DSAE(model_cfg)
-        trainer = Trainer(model, train_data, val_data, cfg, run_dir, log)
-        save_train_config(run_dir, cfg, {"data": data_spec, "preset": preset})
+        trainer = Trainer(model, train_data, val_data, cfg, run_dir, log, dist=dist)
+        if dist.is_main:
+            save_train_config(run_dir, cfg, {"data": data_spec, "preset": preset})
         n_params = sum(p.numel() for p in model.parameters())
         log(f"model: {preset} preset, posterior {model_cfg.posterior}, f {model_cfg.f_dim}, z {model_cfg.z_dim}, {n_params / 1e6:.2f} M parameters")
-    if progress_factory is None:
-        summary = trainer.fit()
-    else:
-        with progress_factory(cfg.steps, trainer.step) as callback:
-            summary = trainer.fit(callback)
+    trainer.checkpoint_extra = checkpoint_extra
+    try:
+        if progress_factory is None:
+            summary = trainer.fit()
+        else:
+            with progress_factory(cfg.steps, trainer.step) as callback:
+                summary = trainer.fit(callback)
+    finally:
+        distributed.shutdown(dist)
     summary["run_dir"] = str(run_dir)
+    summary["rank"] = dist.rank  # callers print the summary on rank 0 only
     return summary

@@ -33,6 +33,8 @@ class DSAEConfig:
     beta_z: float = 1.0  # weight of sum_t KL(q(z_t) || p(z_t | z_<t)); 1 is the paper's ELBO
     z_colour_blind: bool = False  # video: z's own frame encoder sees grey frames (random channel mix per
     #   sequence in training, the plain mean at test time), so colours, i.e. content, can only come from f
+    z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
+    #   pose survives, the fine shapes that identify a character do not; 0 = full frames
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -46,6 +48,8 @@ class DSAEConfig:
         for name in ("seq_len", "f_dim", "z_dim", "hidden_dim", "feature_dim", "conv_width", "n_bins"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be positive")
+        if self.z_input_size and (self.z_input_size % 16 or self.frame_size % self.z_input_size):
+            raise ValueError("z_input_size must be a multiple of 16 that divides frame_size (or 0)")
         if self.likelihood_scale <= 0:
             raise ValueError("likelihood_scale must be positive")
         if self.beta_f < 0 or self.beta_z < 0:
@@ -74,11 +78,25 @@ class DSAEConfig:
 PRESETS: dict[str, dict] = {
     # the paper's sizes: f 256, z 32, LSTM 256, conv encoder/decoder, full q
     "paper": dict(f_dim=256, z_dim=32, hidden_dim=256, feature_dim=256, conv_width=64, posterior="full"),
-    # chosen for quality per CPU-minute on 2 cores: factorised q, small z, narrow convs, and a
-    # colour-blind encoder for z so that content (colours) has to travel through f
+    # chosen for quality per CPU-minute on 2 cores: factorised q, small z, narrow convs; z's encoder
+    # sees grey 16x16 frames (pose, but not the colours and fine shapes of a character's look), and
+    # KL(f) weighs double, so the per-sequence motion label is cheaper to carry in z than in f
     "default": dict(
-        f_dim=64, z_dim=8, hidden_dim=128, feature_dim=128, conv_width=16, posterior="factorised", z_colour_blind=True
+        f_dim=64, z_dim=8, hidden_dim=128, feature_dim=128, conv_width=16, posterior="factorised",
+        z_colour_blind=True, z_input_size=16, beta_f=2.0,
     ),
     # a tiny model for tests and smoke runs
     "tiny": dict(f_dim=16, z_dim=4, hidden_dim=32, feature_dim=32, conv_width=8),
+    # speech, the paper's second domain: 201-bin log-magnitude frames (10 ms hop), T = 20 (200 ms),
+    # per-bin normalised, so a Gaussian likelihood with a fixed scale below 1 (the share of the
+    # normalised variance the decoder is expected to leave unexplained)
+    "speech": dict(
+        modality="speech", n_bins=201, seq_len=20, likelihood="gaussian", likelihood_scale=0.5,
+        f_dim=64, z_dim=16, hidden_dim=256, feature_dim=256, posterior="full",
+    ),
+    # a tiny speech model for tests and smoke runs
+    "tiny-speech": dict(
+        modality="speech", n_bins=201, seq_len=20, likelihood="gaussian", likelihood_scale=0.5,
+        f_dim=8, z_dim=4, hidden_dim=32, feature_dim=32, posterior="factorised",
+    ),
 }

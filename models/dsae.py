@@ -34,7 +34,7 @@ from models.distributions import (
     kl_normal_standard,
     reparameterize,
 )
-from models.frames import build_frame_codec
+from models.frames import ConvFrameEncoder, build_frame_codec
 
 
 @dataclass
@@ -68,10 +68,12 @@ class DSAE(nn.Module):
         self.config = cfg = config
         H = cfg.hidden_dim
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg)
-        if cfg.z_colour_blind:
+        if cfg.z_colour_blind or cfg.z_input_size:
+            # z gets a frame encoder of its own that sees less than f's does (see the config)
             if cfg.modality != "video":
-                raise ValueError("z_colour_blind applies to video models only")
-            self.dynamic_frame_encoder, _ = build_frame_codec(cfg)
+                raise ValueError("z_colour_blind and z_input_size apply to video models only")
+            size = cfg.z_input_size or cfg.frame_size
+            self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.conv_width, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
         self.static_head = GaussianHead(2 * H, cfg.f_dim)
@@ -120,11 +122,16 @@ class DSAE(nn.Module):
         return grey.expand(-1, -1, C, -1, -1)
 
     def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        if not self.config.z_colour_blind:
+        """Per-frame features for q(z): the shared ones, or z's own encoder on reduced frames."""
+        cfg = self.config
+        if not (cfg.z_colour_blind or cfg.z_input_size):
             return feats
-        g = self.colour_blind(x)
+        g = self.colour_blind(x) if cfg.z_colour_blind else x
         B, T = g.shape[:2]
-        return self.dynamic_frame_encoder(g.reshape(B * T, *g.shape[2:])).view(B, T, -1)
+        g = g.reshape(B * T, *g.shape[2:])
+        if cfg.z_input_size and cfg.z_input_size < cfg.frame_size:
+            g = F.avg_pool2d(g, cfg.frame_size // cfg.z_input_size)
+        return self.dynamic_frame_encoder(g).view(B, T, -1)
 
     def encode(self, x: torch.Tensor, sample: bool = False) -> Posterior:
         """Posterior of f and z_1:T for a batch of sequences x (B, T, *frame_shape).
@@ -252,5 +259,6 @@ class DSAE(nn.Module):
         loss = recon + beta_f * kl_f + beta_z * kl_z
         return {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
 
-    def forward(self, x: torch.Tensor) -> dict:
-        return self.loss(x)
+    def forward(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None) -> dict:
+        # the loss is the forward pass, so DistributedDataParallel and torch.compile can wrap the model
+        return self.loss(x, beta_f=beta_f, beta_z=beta_z)

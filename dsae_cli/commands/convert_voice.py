@@ -7,22 +7,77 @@ from typing import List, Optional
 
 import typer
 
-from dsae_cli.commands.common import DeviceOption, ModelOption, SeedOption
+from dsae_cli.commands.common import DeviceOption, ModelOption
 
 
 def convert_voice_command(
-    source: Path = typer.Argument(..., help="Speech whose words (dynamics z_1:T) are kept."),
+    source: Path = typer.Argument(..., help="Speech whose words (dynamics z_1:T) are kept: WAV, FLAC, any rate or channels."),
     to: List[Path] = typer.Option(..., "--to", help="Speech of the target voice (static f); repeat to pool several files."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output WAV (default: SOURCE-converted.wav)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .wav or .flac (default: SOURCE-to-TARGET.wav beside the source, never overwriting)."),
+    spectrogram: Optional[Path] = typer.Option(None, "--spectrogram", help="Also write a PNG: source, target and converted spectrograms side by side (first 5 s)."),
+    iterations: int = typer.Option(32, "--iterations", min=1, max=1000, help="Griffin-Lim iterations (more: cleaner phase, slower)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Start Griffin-Lim from random phase drawn from this seed (default: zero phase, deterministic)."),
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
-    seed: int = SeedOption,
 ) -> None:
-    """Convert the voice of SOURCE to the voice of the --to speaker(s), rendered with Griffin-Lim."""
-    from dsae_cli.errors import DsaeError, cli_errors
+    """Convert the voice of SOURCE to the voice of the --to speaker(s), rendered with Griffin-Lim.
+
+    The output keeps the source's length and timing, at the model's sample rate (16 kHz).
+    """
+    from dsae_cli.errors import cli_errors
 
     with cli_errors():
-        raise DsaeError(
-            "convert-voice is not available yet in this version (the speech model is still to come); "
-            "nothing was written"
+        from dsae_cli.commands.video_common import default_output, say
+        from dsae_cli.fileio import check_output_path
+
+        if output is None:
+            output = default_output(f"{source.stem}-to-{to[0].stem}", ".wav", source.parent)
+        check_output_path(output, inputs=(source, *to), suffixes=(".wav", ".flac"))
+        from dsae_cli.runtime import load_model_for, resolve_device
+        from dsae_cli.voice import convert_voice
+
+        dev = resolve_device(device)
+        net = load_model_for(model, "speech", dev)
+        with progress_bar("convert") as progress:
+            result = convert_voice(net, source, list(to), output, iterations, seed, spectrogram, dev, progress)
+        msg = (
+            f"wrote {result.output} ({result.seconds:.2f} s at {result.sample_rate // 1000} kHz): the words of {source.name} "
+            f"in the voice of {', '.join(t.name for t in to)} ({result.target_seconds:.1f} s of target speech)"
         )
+        if result.clipped:
+            msg += f"; {result.clipped} samples clipped"
+        if spectrogram is not None:
+            msg += f"; picture {spectrogram}"
+        say(msg)
+
+
+class progress_bar:  # noqa: N801 - a context manager that yields a callback
+    """``with progress_bar(label) as update: update(done, total)``: a transient Rich bar on stderr,
+    shown only when the work is not finished at the first update (one chunk: no bar)."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def __enter__(self):
+        self.bar = None
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if done >= total:
+                return  # finished in one chunk: nothing to show
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(f"[bold]{self.label}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

@@ -39,7 +39,12 @@ def generate_command(
 
         if out_dir is not None and not out_dir.is_dir():
             raise DsaeError(f"--out-dir {out_dir} does not exist; create it first (mkdir -p {out_dir})")
+        if from_latents is not None and from_latents.suffix.lower() != ".npz":
+            raise DsaeError(f"--from-latents {from_latents} is not a .npz from `dsae encode`; for an animation use --from")
         inputs = tuple(p for p in (source, from_latents) if p is not None)
+        if out_dir is not None:  # sample_000.gif, ... must not replace an input
+            for i in range(n):
+                check_output_path(out_dir / f"sample_{i:03d}.gif", inputs=inputs)
         if output is None and out_dir is None:
             output = default_output("generated")
         if output is not None:

@@ -33,6 +33,8 @@ def swap_command(
         from dsae_cli.fileio import check_output_path
 
         output = check_output_path(output or default_output("swap"), inputs=(content, motion), suffixes=(".gif",))
+        if both:  # the second output is named after the first: it must not be an input either
+            check_output_path(output.with_name(output.stem + "-ba.gif"), inputs=(content, motion), suffixes=(".gif",))
         if grid is not None:
             check_output_path(grid, inputs=(content, motion), suffixes=(".png",))
         net, dev = setup(model, device, seed)

@@ -1,4 +1,4 @@
-"""``dsae train``: train a DSAE on Sprites, a .npz or a folder of GIFs, or resume a run."""
+"""``dsae train``: train a DSAE on Sprites, a .npz, a folder of GIFs or a speech corpus, or resume a run."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from dsae_cli.commands.common import DeviceOption
 
 
 def train_command(
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="sprites | FILE.npz (from `dsae data sprites`) | DIR of GIFs."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="sprites | FILE.npz (from `dsae data sprites`) | DIR of GIFs | speech:DIR (speaker/*.wav, LibriSpeech, TIMIT or VCTK tree)."),
+    modality: Optional[str] = typer.Option(None, "--modality", help="video | speech (default: speech for --data speech:DIR, else video)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to create (checkpoints, metrics.jsonl, previews)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder where it stopped."),
-    preset: str = typer.Option("default", "--preset", help="default (quality per CPU-minute) | paper (the paper's sizes) | tiny."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="video: default (quality per CPU-minute) | paper (the paper's sizes) | tiny; speech: speech | tiny-speech. Default: default, or speech for speech data.", show_default=False),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (default from the preset: 2000)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Wall-clock budget; stops at whichever of steps/minutes comes first."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Sequences per step."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Sequences per step (under torchrun: all processes together)."),
     lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Adam learning rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and sampling (default 0)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints."),
@@ -31,16 +32,29 @@ def train_command(
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so content must come from f (a follow-up-style inductive bias; off = the paper's model)."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps). Default: constant."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl lines (default 10)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA only). Default: auto."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model for training (worth it on CUDA). Default: off."),
     device: str = DeviceOption,
 ) -> None:
-    """Train a model. Example: dsae train --data sprites --out runs/sprites --minutes 60"""
+    """Train a model. Example: dsae train --data sprites --out runs/sprites --minutes 60
+
+    Several processes (CPU cores or GPUs), one run: torchrun --nproc_per_node=N -m dsae_cli train ... (--batch-size is their total).
+    """
     from dsae_cli.errors import DsaeError, cli_errors
 
     with cli_errors():
         if (out is None) == (resume is None):
             raise DsaeError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR (continue a run)")
+        if modality is not None and modality not in ("video", "speech"):
+            raise DsaeError(f"unknown --modality {modality!r}; use video or speech")
         if posterior is not None and posterior not in ("factorised", "full"):
             raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
+        if lr_schedule is not None and lr_schedule not in ("constant", "cosine"):
+            raise DsaeError(f"unknown --lr-schedule {lr_schedule!r}; use constant or cosine")
+        if precision is not None and precision not in ("auto", "fp32", "bf16"):
+            raise DsaeError(f"unknown --precision {precision!r}; use auto, fp32 or bf16")
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
@@ -49,16 +63,21 @@ def train_command(
             k: v
             for k, v in dict(
                 steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
-                eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup,
+                eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup, lr_schedule=lr_schedule,
+                log_every=log_every, precision=precision, compile=compile_model,
             ).items()
             if v is not None
         }  # fmt: skip
         train_overrides["device"] = resolve_device(device)
         if resume is not None and model_overrides:
             raise DsaeError("model options cannot change when resuming; drop them or start a new run")
-        summary = run_training(data, out, resume, preset, model_overrides, train_overrides, log=_log, progress_factory=_rich_progress)
+        summary = run_training(
+            data, out, resume, preset, model_overrides, train_overrides, log=_log, progress_factory=_rich_progress, modality=modality
+        )
+        if summary.get("rank", 0) != 0:
+            return  # under torchrun only rank 0 reports
         last = summary["last"] or {}
-        state = "stopped by Ctrl-C at" if summary["interrupted"] else "finished at"
+        state = "stopped (Ctrl-C or SIGTERM) at" if summary["interrupted"] else "finished at"
         _log(
             f"{state} step {summary['step']} after {summary['elapsed_s'] / 60:.1f} min; loss {last.get('loss', float('nan')):.1f}, "
             f"best validation loss {summary['best_val']:.1f}; model in {summary['run_dir']} (best: {summary['run_dir']}/best)"

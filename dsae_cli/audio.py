@@ -1,0 +1,467 @@
+"""The speech front end: read audio, turn it into the log-magnitude spectrogram frames the DSAE
+models, and turn (decoded) spectrograms back into audio with fast Griffin-Lim.
+
+Features follow the paper's speech set-up (Li & Mandt, 2018): log-magnitude STFT frames every
+10 ms, about 200 frequency bins, segments of T = 20 frames (200 ms). The exact parameters live in
+:class:`SpectrogramConfig`, which a speech checkpoint stores beside its weights together with the
+per-bin :class:`Normalisation` fitted on its training data.
+
+Memory: reading converts to mono at the model's rate block by block (a streaming resampler), so
+only the mono audio itself is ever held whole. Spectrograms and Griffin-Lim work on bounded chunks
+of frames (:func:`render_chunks`), so a ten-minute file needs no more working memory than a
+ten-second one.
+
+Every problem a user can fix (missing, empty, silent, corrupt or too-short audio) is raised as a
+one-line :class:`~dsae_cli.errors.DsaeError`. librosa, soundfile and soxr are imported inside the
+functions that need them, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsae_cli.errors import DsaeError
+from dsae_cli.fileio import atomic_path, check_output_path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au", ".mp3", ".opus")
+WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
+SILENCE_PEAK = 1e-4  # -80 dBFS: a file whose loudest sample is below this holds no speech
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    sample_rate: int = 16000  # Hz; every input is mixed to mono and resampled to this rate
+    n_fft: int = 400  # FFT size; n_fft // 2 + 1 = 201 frequency bins up to 8 kHz
+    win_length: int = 400  # Hann window, 25 ms at 16 kHz
+    hop_length: int = 160  # 10 ms between frames, as in the paper
+    seq_len: int = 20  # T, frames per segment the model sees (200 ms)
+    log_floor: float = 1e-3  # features are log(|STFT| + log_floor): finite for digital silence
+    silence_db: float = 40.0  # segments this much below an utterance's loudest are left out of
+    #   training and speaker embeddings (conversion keeps every segment, so timing is kept)
+
+    def __post_init__(self) -> None:
+        if self.sample_rate < 1000 or self.n_fft < 16 or not (0 < self.win_length <= self.n_fft):
+            raise ValueError("spectrogram settings need sample_rate >= 1000, n_fft >= 16 and 0 < win_length <= n_fft")
+        if not (0 < self.hop_length <= self.win_length) or self.seq_len < 1 or self.log_floor <= 0:
+            raise ValueError("spectrogram settings need 0 < hop_length <= win_length, seq_len >= 1, log_floor > 0")
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    @property
+    def segment_samples(self) -> int:
+        """Samples in one segment of T frames: the shortest audio the model can work on."""
+        return self.seq_len * self.hop_length
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames of a centred STFT of ``n_samples`` samples (librosa's ``center=True`` count)."""
+        return 1 + n_samples // self.hop_length
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpectrogramConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown spectrogram settings {unknown}")
+        return cls(**d)
+
+    @classmethod
+    def for_model(cls, model_config) -> "SpectrogramConfig":
+        """The default settings for a model config's n_bins and seq_len."""
+        if model_config.n_bins == cls.n_fft // 2 + 1:
+            return cls(seq_len=model_config.seq_len)
+        n_fft = 2 * (model_config.n_bins - 1)
+        return cls(n_fft=n_fft, win_length=n_fft, hop_length=max(1, min(cls.hop_length, n_fft)), seq_len=model_config.seq_len)
+
+
+@dataclass
+class Normalisation:
+    """Per-bin mean and standard deviation of the training log-spectrogram frames."""
+
+    mean: np.ndarray  # (n_bins,) float32
+    std: np.ndarray  # (n_bins,) float32
+
+    @classmethod
+    def fit(cls, x: np.ndarray, min_std: float = 1e-2) -> "Normalisation":
+        """Fit on frames ``(..., n_bins)``; float64 sums, so millions of frames add up exactly enough."""
+        flat = np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
+        if len(flat) == 0:
+            raise DsaeError("no spectrogram frames to fit the normalisation on")
+        mean = np.zeros(flat.shape[1])
+        sq = np.zeros(flat.shape[1])
+        for i in range(0, len(flat), 65536):  # bounded float64 temporaries
+            block = flat[i : i + 65536].astype(np.float64)
+            mean += block.sum(0)
+            sq += (block**2).sum(0)
+        mean /= len(flat)
+        std = np.sqrt(np.maximum(sq / len(flat) - mean**2, 0.0))
+        return cls(mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def invert(self, x: np.ndarray) -> np.ndarray:
+        return (x * self.std + self.mean).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": [round(float(v), 6) for v in self.mean], "std": [round(float(v), 6) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalisation":
+        mean, std = np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32)
+        if mean.shape != std.shape or mean.ndim != 1 or not (np.isfinite(mean).all() and (std > 0).all()):
+            raise ValueError("normalisation needs finite means and positive standard deviations of equal length")
+        return cls(mean, std)
+
+
+def front_end_of(model) -> tuple[SpectrogramConfig, Normalisation]:
+    """The spectrogram settings and normalisation a speech checkpoint was trained with."""
+    meta = getattr(model, "checkpoint_meta", None) or {}
+    try:
+        spec = SpectrogramConfig.from_dict(meta["spectrogram"])
+        norm = Normalisation.from_dict(meta["normalisation"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise DsaeError(
+            f"this speech model has no usable spectrogram settings ({type(err).__name__}: {err}); "
+            "use a model trained with `dsae train --data speech:DIR`"
+        ) from None
+    if spec.n_bins != model.config.n_bins or spec.seq_len != model.config.seq_len or len(norm.mean) != spec.n_bins:
+        raise DsaeError("this speech model's spectrogram settings do not match its config; the checkpoint is damaged")
+    return spec, norm
+
+
+# --------------------------------------------------------------------------------------------
+# reading and writing audio
+
+
+def read_audio(path: str | Path, cfg: SpectrogramConfig | None = None, min_samples: int | None = None) -> np.ndarray:
+    """Read any file soundfile reads as mono float32 at ``cfg.sample_rate``.
+
+    Channels are averaged and the rate converted block by block (soxr's streaming resampler), so a
+    long 44.1 kHz stereo file never exists whole in memory. ``min_samples`` defaults to one
+    segment (``cfg.segment_samples``).
+    """
+    import soundfile as sf
+
+    cfg = cfg or SpectrogramConfig()
+    path = Path(path)
+    if not path.exists():
+        raise DsaeError(f"{path} not found; give a WAV or FLAC recording")
+    if path.is_dir():
+        raise DsaeError(f"{path} is a folder; give a WAV or FLAC recording")
+    if path.stat().st_size == 0:
+        raise DsaeError(f"{path} is empty (0 bytes); give a WAV or FLAC recording")
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            audio, peak = _read_mono(fh, cfg.sample_rate, path)
+    except DsaeError:
+        raise
+    except (RuntimeError, ValueError, TypeError, OSError, EOFError) as err:  # LibsndfileError is a RuntimeError
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DsaeError(f"{path} is not a readable audio file ({msg}); give a WAV or FLAC recording") from None
+    if len(audio) == 0:
+        raise DsaeError(f"{path} holds no audio samples; give a recording with speech")
+    if peak < SILENCE_PEAK:
+        raise DsaeError(f"{path} is silent (its loudest sample is below -80 dBFS); give a recording with speech")
+    need = cfg.segment_samples if min_samples is None else min_samples
+    if len(audio) < need:
+        raise DsaeError(
+            f"{path} lasts {len(audio) / cfg.sample_rate:.3f} s, shorter than one {need / cfg.sample_rate:.2f} s "
+            "segment the model works on; give a longer recording"
+        )
+    return audio
+
+
+def _read_mono(fh, rate: int, path: Path) -> tuple[np.ndarray, float]:
+    """Mono float32 at ``rate`` from an open SoundFile, block by block, into one preallocated array;
+    and the peak absolute sample (measured per block: no temporary as large as the audio)."""
+    src_rate = int(fh.samplerate)
+    resampler = None
+    if src_rate != rate:
+        import soxr
+
+        resampler = soxr.ResampleStream(src_rate, rate, 1, dtype="float32", quality="HQ")
+    known = fh.frames if fh.frames and fh.frames > 0 else 0
+    peak = 0.0
+    out = np.empty(int(math.ceil(known * rate / src_rate)) + 64 if known else 1 << 16, np.float32)
+    n = 0
+
+    def put(x: np.ndarray) -> None:
+        nonlocal out, n
+        if n + len(x) > len(out):  # unknown or wrong frame count: grow geometrically
+            grown = np.empty(max(2 * len(out), n + len(x)), np.float32)
+            grown[:n] = out[:n]
+            out = grown
+        out[n : n + len(x)] = x
+        n += len(x)
+
+    for block in fh.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+        if not np.isfinite(block).all():
+            raise DsaeError(f"{path} holds non-finite samples (NaN or infinity); the file is damaged")
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        peak = max(peak, float(np.abs(mono).max(initial=0.0)))
+        put(resampler.resample_chunk(np.ascontiguousarray(mono), last=False) if resampler else mono)
+    if resampler is not None:
+        put(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    return out[:n], peak
+
+
+def output_format(path: Path) -> str:
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DsaeError(f"output {path} must end in {' or '.join(WRITE_FORMATS)}")
+    return fmt
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono float audio as 16-bit WAV/FLAC, atomically (samples beyond +-1 are clipped)."""
+    with audio_writer(path, sample_rate) as write:
+        write(audio)
+
+
+class _ChunkWriter:
+    """Callable that appends float chunks to an open SoundFile, counting clipped samples."""
+
+    def __init__(self, fh):
+        self.fh, self.samples, self.clipped = fh, 0, 0
+
+    def __call__(self, chunk: np.ndarray) -> None:
+        chunk = np.asarray(chunk, np.float32)
+        self.clipped += int((np.abs(chunk) > 1.0).sum())
+        self.fh.write(np.clip(chunk, -1.0, 1.0))
+        self.samples += len(chunk)
+
+
+@contextmanager
+def audio_writer(path: str | Path, sample_rate: int):
+    """``with audio_writer(path, rate) as write: write(chunk) ...``: stream chunks into a 16-bit
+    WAV/FLAC that appears under its name only when complete (an existing file survives a failure).
+    ``write.samples`` and ``write.clipped`` count what was written and what was clipped to +-1."""
+    import soundfile as sf
+
+    path = check_output_path(path)
+    fmt = output_format(path)
+    with atomic_path(path) as tmp:
+        # the temporary name ends in .tmp.wav / .tmp.flac; name the format anyway
+        with sf.SoundFile(str(tmp), "w", samplerate=int(sample_rate), channels=1, subtype="PCM_16", format=fmt) as fh:
+            yield _ChunkWriter(fh)
+
+
+# --------------------------------------------------------------------------------------------
+# features
+
+
+def stft_magnitude(audio: np.ndarray, cfg: SpectrogramConfig, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """|STFT| frames ``[start, stop)`` of a centred STFT of the whole ``audio``: float32 ``(frames, n_bins)``.
+
+    Frame j is centred on sample ``j * hop`` (zeros beyond the ends), exactly as librosa's
+    ``stft(center=True, pad_mode="constant")`` of the whole signal, so chunks computed
+    separately agree with the whole.
+    """
+    import librosa
+
+    total = cfg.n_frames(len(audio))
+    stop = total if stop is None else min(stop, total)
+    if stop <= start:
+        return np.zeros((0, cfg.n_bins), np.float32)
+    half = cfg.n_fft // 2
+    lo, hi = start * cfg.hop_length - half, (stop - 1) * cfg.hop_length - half + cfg.n_fft
+    seg = np.zeros(hi - lo, np.float32)
+    a, b = max(lo, 0), min(hi, len(audio))
+    if b > a:
+        seg[a - lo : b - lo] = audio[a:b]
+    spec = librosa.stft(seg, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann", center=False)
+    return np.abs(spec).T.astype(np.float32)
+
+
+def log_spectrogram(audio: np.ndarray, cfg: SpectrogramConfig, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """log(|STFT| + floor) frames ``[start, stop)``: float32 ``(frames, n_bins)``."""
+    return np.log(stft_magnitude(audio, cfg, start, stop) + cfg.log_floor)
+
+
+def to_magnitude(log_spec: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
+    """The inverse of the log: magnitudes, never negative."""
+    return np.maximum(np.exp(log_spec) - cfg.log_floor, 0.0).astype(np.float32)
+
+
+def segment_starts(n_frames: int, seq_len: int, hop: int) -> np.ndarray:
+    """Starts of T-frame segments every ``hop`` frames, the last aligned to the end so every frame is covered."""
+    if n_frames < seq_len:
+        return np.zeros(0, np.int64)
+    starts = list(range(0, n_frames - seq_len + 1, hop))
+    if starts[-1] != n_frames - seq_len:
+        starts.append(n_frames - seq_len)
+    return np.asarray(starts, np.int64)
+
+
+def speech_segments(audio: np.ndarray, cfg: SpectrogramConfig, chunk_frames: int = 6000) -> np.ndarray:
+    """Non-overlapping T-frame log-spectrogram segments of an utterance, quiet ones left out.
+
+    Returns float32 ``(N, T, n_bins)`` (not normalised). A segment is kept when its mean power is
+    within ``cfg.silence_db`` of the utterance's loudest segment; the tail shorter than T is dropped.
+    """
+    T = cfg.seq_len
+    n = cfg.n_frames(len(audio)) // T
+    if n == 0:
+        return np.zeros((0, T, cfg.n_bins), np.float32)
+    out = np.empty((n, T, cfg.n_bins), np.float32)
+    power = np.empty(n)
+    step = max(T, chunk_frames // T * T)
+    for a in range(0, n * T, step):  # bounded chunks: never the whole utterance's complex STFT
+        b = min(a + step, n * T)
+        mag = stft_magnitude(audio, cfg, a, b)
+        out[a // T : b // T] = np.log(mag + cfg.log_floor).reshape(-1, T, cfg.n_bins)
+        power[a // T : b // T] = (mag.astype(np.float64) ** 2).reshape(-1, T, cfg.n_bins).mean(axis=(1, 2))
+    db = 10 * np.log10(power + 1e-20)
+    return out[db >= db.max() - cfg.silence_db]
+
+
+# --------------------------------------------------------------------------------------------
+# Griffin-Lim
+
+
+def griffin_lim(
+    magnitude: np.ndarray, cfg: SpectrogramConfig, n_iter: int = 32, seed: int | None = None, length: int | None = None
+) -> np.ndarray:
+    """Audio whose STFT magnitude approximates ``magnitude`` (``(frames, n_bins)``), by fast Griffin-Lim.
+
+    librosa's ``griffinlim`` with momentum 0.99 (Perraudin et al., 2013). ``seed=None`` starts from
+    zero phase: deterministic, and independent of where a chunk starts, which makes chunked
+    rendering exact (see :func:`render_chunks`); on speech it also converged further than random
+    phase in our checks. An integer seed starts from random phase drawn from that seed. This is the
+    only place that calls librosa.griffinlim: librosa 1.0 renames ``random_state`` to ``rng``.
+    """
+    import inspect
+    import os
+
+    import librosa
+    import scipy.fft
+
+    S = np.ascontiguousarray(np.asarray(magnitude, np.float32).T)
+    kwargs = dict(
+        n_iter=int(n_iter), hop_length=cfg.hop_length, win_length=cfg.win_length, n_fft=cfg.n_fft, window="hann",
+        center=True, length=length, momentum=0.99, init=None if seed is None else "random",
+    )  # fmt: skip
+    if seed is not None:
+        key = "rng" if "rng" in inspect.signature(librosa.griffinlim).parameters else "random_state"
+        kwargs[key] = np.random.RandomState(seed % 2**32)
+    with scipy.fft.set_workers(os.cpu_count() or 1):  # librosa's FFTs go through scipy.fft: use every core
+        return librosa.griffinlim(S, **kwargs).astype(np.float32)
+
+
+def gl_context_frames(cfg: SpectrogramConfig, n_iter: int) -> int:
+    """Frames of context each side of a chunk so its kept part equals a whole-signal Griffin-Lim.
+
+    One iteration (an inverse STFT and an STFT) couples frames less than n_fft / hop apart, so after
+    n_iter iterations and the final inverse a frame depends only on frames this many away.
+    """
+    reach = math.ceil(cfg.n_fft / cfg.hop_length)
+    return (n_iter + 1) * reach + 1
+
+
+def render_chunks(
+    n_samples: int,
+    magnitude_of: Callable[[int, int], np.ndarray],
+    cfg: SpectrogramConfig,
+    n_iter: int = 32,
+    seed: int | None = None,
+    chunk_frames: int = 3000,
+) -> Iterator[tuple[np.ndarray, int]]:
+    """Griffin-Lim over a long magnitude in bounded chunks; yields ``(audio_chunk, frames_done)``.
+
+    ``magnitude_of(a, b)`` returns magnitude frames ``[a, b)`` of a signal of ``n_samples`` samples
+    (``cfg.n_frames(n_samples)`` frames in all). Each chunk is rendered with context on both sides
+    and only its middle is kept. With zero initial phase (``seed=None``) the chunks join exactly:
+    the concatenation equals one Griffin-Lim over the whole magnitude. With a seed, each chunk starts
+    from its own random phase and consecutive chunks are cross-faded (equal power) over 80 ms.
+    The chunks add up to exactly ``n_samples`` samples.
+    """
+    hop = cfg.hop_length
+    total = cfg.n_frames(n_samples)
+    ctx = gl_context_frames(cfg, n_iter)
+    fade = 0 if seed is None else min(8, ctx)
+    chunk_frames = max(chunk_frames, 1)
+    tail = None  # seeded mode: the previous chunk's rendering of the next fade region
+    for i, a in enumerate(range(0, total, chunk_frames)):
+        b = min(a + chunk_frames, total)
+        lo, hi = max(0, a - ctx), min(total, b + ctx)
+        mag = magnitude_of(lo, hi)
+        start = lo * hop  # sample of frame lo's centre
+        end = n_samples if hi == total else (hi - 1) * hop  # the last kept sample is well inside
+        audio = griffin_lim(mag, cfg, n_iter, None if seed is None else seed + 7919 * i, length=end - start)
+        keep_lo = a * hop - start
+        keep_hi = (n_samples if b == total else b * hop) - start
+        piece = audio[keep_lo:keep_hi]
+        if fade and tail is not None:
+            n = min(len(tail), len(piece))
+            w = np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n).astype(np.float32)
+            piece = piece.copy()
+            piece[:n] = np.sqrt(1 - w**2) * tail[:n] + w * piece[:n]
+        if fade and b < total:
+            tail = audio[keep_hi : keep_hi + fade * hop]
+        yield piece, b
+
+
+# --------------------------------------------------------------------------------------------
+# pictures
+
+# anchor colours of a dark-to-bright map (black, purple, red, orange, pale yellow), roughly "magma"
+_MAP_ANCHORS = np.array([(0, 0, 4), (59, 15, 112), (140, 41, 129), (222, 73, 104), (254, 159, 109), (252, 253, 191)], float)
+
+
+def colour_map(values: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] to uint8 RGB ``(..., 3)`` along a dark-to-bright perceptual ramp."""
+    v = np.clip(np.nan_to_num(np.asarray(values, float)), 0.0, 1.0)
+    pos = np.linspace(0.0, 1.0, len(_MAP_ANCHORS))
+    rgb = np.stack([np.interp(v, pos, _MAP_ANCHORS[:, c]) for c in range(3)], axis=-1)
+    return (rgb + 0.5).astype(np.uint8)
+
+
+def spectrogram_picture(
+    panels: list[np.ndarray], labels: list[str], cfg: SpectrogramConfig, dynamic_range_db: float = 80.0, scale: int = 1
+) -> np.ndarray:
+    """Log-spectrogram panels ``(frames, n_bins)`` side by side, low frequencies at the bottom,
+    each with its label above; one colour scale (the loudest bin down ``dynamic_range_db``) for all."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    to_db = 20.0 / math.log(10.0)  # natural-log magnitude -> dB
+    top = max(float(p.max()) for p in panels if p.size) * to_db if any(p.size for p in panels) else 0.0
+    pad, head = 6, 16
+    imgs = []
+    for p in panels:
+        norm = (np.asarray(p, float) * to_db - (top - dynamic_range_db)) / dynamic_range_db
+        img = colour_map(norm.T[::-1])  # (bins, frames, 3), high frequencies first
+        if scale > 1:
+            img = np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
+        imgs.append(img)
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # each panel's slot is wide enough for its label
+    slots = [max(img.shape[1], int(probe.textbbox((0, 0), str(t), font=font)[2])) for img, t in zip(imgs, labels)]
+    height = max(i.shape[0] for i in imgs)
+    width = pad + sum(w + pad for w in slots)
+    canvas = np.full((head + height + pad, width, 3), 255, np.uint8)
+    x = pad
+    for img, w in zip(imgs, slots):
+        canvas[head : head + img.shape[0], x : x + img.shape[1]] = img
+        x += w + pad
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    x = pad
+    for w, text in zip(slots, labels):
+        draw.text((x, 2), str(text), fill=(0, 0, 0), font=font)
+        x += w + pad
+    khz = cfg.sample_rate / 2000
+    draw.text((pad + 2, head + 2), f"{khz:g} kHz", fill=(255, 255, 255), font=font)
+    return np.asarray(picture).copy()

@@ -1,0 +1,84 @@
+"""``dsae evaluate ...``: score models as the papers do (``sprites``: the judge protocol; ``speech``: speaker verification)."""
+
+import typer
+app = typer.Typer(help="Evaluate models as the papers do.", no_args_is_help=True)
+
+
+# ``dsae evaluate sprites``: the Sprites judge protocol (S3VAE / C-DSVAE) and the DSAE paper's table.
+# Typer and the shared options only at module level; torch and the model load inside the body.
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+from dsae_cli.commands.common import DeviceOption, ModelOption  # noqa: E402
+
+
+@app.command("sprites")
+def sprites_command(
+    model: Optional[Path] = ModelOption,
+    judge: Optional[Path] = typer.Option(None, "--judge", "-j", help="Judge folder from `dsae judge train`; default: the embedded judge.", show_default=False),
+    repeats: int = typer.Option(3, "--repeats", "-r", min=1, help="Passes with fresh prior samples; each figure is their mean and std."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of Markdown tables."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Also write the judge's class probabilities over time (PNG) into this folder.", show_default=False),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sequences per model/judge call."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the prior samples (the swap pairs are fixed)."),
+    device: str = DeviceOption,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
+) -> None:
+    """Score a video model on all 2664 Sprites test sequences with the judge classifier.
+
+    Action test (the S3VAE / C-DSVAE protocol: Acc, IS, H(y|x), H(y) with f resampled), static test
+    (f kept, z_1:T resampled), swap accuracy on fixed pairs, and the DSAE paper's disagreement /
+    KL-recon / KL-random table. Example: dsae evaluate sprites --model runs/sprites --json
+    """
+    from dsae_cli.errors import DsaeError, cli_errors
+
+    with cli_errors():
+        import json
+        import sys
+        from contextlib import nullcontext
+
+        if plots is not None and plots.exists() and not plots.is_dir():
+            raise DsaeError(f"--plots {plots} is a file; give a folder (it is created if missing)")
+        if plots is not None:
+            parent = plots.parent if str(plots.parent) else Path(".")
+            if not parent.is_dir():
+                raise DsaeError(f"folder {parent} for --plots does not exist; create it first (mkdir -p {parent})")
+
+        from dsae_cli import evaluation
+        from dsae_cli.judging import load_judge, sprites_split
+        from dsae_cli.runtime import load_model_for, resolve_device, seed_everything
+
+        seed_everything(seed)
+        dev = resolve_device(device)
+        net = load_model_for(model, "video", dev)
+        jdg = load_judge(judge, dev)
+        print("rendering the Sprites test characters ...", file=sys.stderr)
+        data = sprites_split("test", limit)
+        with (nullcontext(None) if json_out and not sys.stderr.isatty() else _progress_bar()) as progress:
+            result = evaluation.evaluate_sprites(net, jdg, data, repeats=repeats, batch_size=batch_size, seed=seed, device=dev, progress=progress)
+        if plots is not None:
+            written = evaluation.trajectory_plots(net, jdg, plots, seed=seed, device=dev)
+            print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+        if json_out:
+            print(json.dumps(result))
+        else:
+            print(evaluation.markdown_report(result))
+
+
+def _progress_bar():
+    """A Rich bar on stderr (stdout keeps the report); yields ``progress(done, total)``."""
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    @contextmanager
+    def bar_context():
+        with Progress(
+            TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True),
+        ) as bar:  # fmt: skip
+            task = bar.add_task("evaluate", total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+
+    return bar_context()

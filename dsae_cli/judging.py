@@ -1,0 +1,260 @@
+"""The judge classifier's data, training loop, checkpoints and batched inference.
+
+A judge is saved like a model: a folder with ``config.json`` (format ``"dsae-judge"``, a format
+version, the :class:`~models.judge.JudgeConfig`, the training options and its accuracy on the real
+Sprites test sequences) and ``model.safetensors``. Loading refuses DSAE checkpoints, foreign files
+and unknown versions with a message that says what to pass instead.
+
+Train one with ``dsae judge train -o runs/judge``; ``dsae evaluate sprites`` uses the embedded one
+in ``dsae_cli/pretrained/judge/`` unless ``--judge`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dsae_cli import __version__
+from dsae_cli.errors import DsaeError
+from dsae_cli.fileio import atomic_path
+
+FORMAT = "dsae-judge"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+DEFAULT_JUDGE = Path(__file__).parent / "pretrained" / "judge"
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def sprites_split(split: str, limit: int | None = None, progress=None):
+    """The Sprites sequences of one split, the same arrays and order as ``datasets.load_sprites(split)``.
+
+    Only the split's own characters are rendered (``sprites.build_characters``), so the test split
+    costs a quarter of the full build and memory. ``limit`` keeps the first N sequences (for tests
+    and smoke runs) and renders only the characters they need.
+    """
+    from dsae_cli import sprites
+    from dsae_cli.datasets import SequenceData
+
+    if split not in ("train", "test"):
+        raise DsaeError(f"unknown Sprites split {split!r}; use train or test")
+    train_ids, test_ids = sprites.split_character_ids()
+    ids = train_ids if split == "train" else test_ids
+    if limit is not None:
+        if limit < 1:
+            raise DsaeError("--limit must be at least 1")
+        ids = ids[: math.ceil(limit / sprites.N_MOTIONS)]
+    arrays = sprites.build_characters(ids, progress=progress)
+    labels = {k: np.asarray(arrays[k]) for k in ("skin", "pants", "top", "hair", "action", "char_id")}
+    data = SequenceData(arrays["x"], labels["char_id"], "video", labels, f"sprites:{split}")
+    if limit is not None and limit < len(data):
+        data = data.subset(np.arange(limit))
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_judge(judge, path: str | Path, extra: dict | None = None) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` into the folder ``path`` (created if missing)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix == ".safetensors" or (path.exists() and not path.is_dir()):
+        raise DsaeError(f"a judge is saved as a folder; {path} is a file name, give a folder such as runs/judge")
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "class": type(judge).__name__,
+        "heads": judge.config.classes,
+        "config": judge.config.to_dict(),
+    }
+    meta.update(extra or {})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
+    with atomic_path(path / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp))
+    with atomic_path(path / CONFIG_NAME) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_judge(path: str | Path | None = None, device: str = "cpu"):
+    """Rebuild a judge from its folder (default: the embedded one), in eval mode, on ``device``."""
+    import torch
+    from safetensors.torch import load_file
+
+    from dsae_cli.checkpoint import model_id
+    from models.judge import Judge, JudgeConfig
+
+    if path is None:
+        path = DEFAULT_JUDGE
+        if not (path / CONFIG_NAME).is_file():
+            raise DsaeError(
+                "this install has no embedded judge; train one with `dsae judge train -o runs/judge` and pass --judge runs/judge"
+            )
+    path = Path(path)
+    if not path.exists():
+        raise DsaeError(f"judge {path} not found; pass a folder written by `dsae judge train` with --judge")
+    if not path.is_dir():
+        raise DsaeError(f"judge {path} is a file; a judge is a folder (config.json + model.safetensors) written by `dsae judge train`")
+    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
+    if not cfg_file.is_file() or not weights.is_file():
+        raise DsaeError(f"{path} is not a judge (it needs {CONFIG_NAME} and {WEIGHTS_NAME}); pass a folder written by `dsae judge train`")
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DsaeError(f"{cfg_file} is damaged ({err}); retrain the judge with `dsae judge train`") from None
+    kind = meta.get("format") if isinstance(meta, dict) else None
+    if kind == "dsae-checkpoint":
+        raise DsaeError(f"{path} is a DSAE model, not a judge; pass it with --model and a judge folder (from `dsae judge train`) with --judge")
+    if kind != FORMAT:
+        raise DsaeError(f"{path} is not a judge (format {kind!r}); pass a folder written by `dsae judge train`")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DsaeError(
+            f"{path} has judge format version {meta.get('format_version')}, this dsae {__version__} reads version "
+            f"{FORMAT_VERSION}; upgrade dsae or retrain the judge"
+        )
+    try:
+        config = JudgeConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise DsaeError(f"{path} has an unusable judge config ({err}); retrain the judge") from None
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors raises its own error types for junk files
+        raise DsaeError(f"{weights} is damaged ({err}); retrain the judge") from None
+    judge = Judge(config)
+    expected = judge.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise DsaeError(f"{path} does not match its judge config; the judge is damaged or from another program")
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise DsaeError(f"{path} holds non-finite weights; the judge is damaged")
+    judge.load_state_dict(state)
+    judge.eval()
+    judge.checkpoint_meta = meta
+    judge.judge_id = model_id(weights)
+    return judge.to(device)
+
+
+# --------------------------------------------------------------------------------------------
+# inference
+
+
+def judge_probabilities(judge, x_uint8: np.ndarray, batch_size: int = 256, device: str = "cpu") -> dict[str, np.ndarray]:
+    """The judge's class probabilities ``{head: (N, K)}`` for uint8 sequences (N, T, H, W, C), in batches."""
+    import torch
+
+    from dsae_cli.datasets import video_batch
+
+    out: dict[str, list] = {}
+    judge.eval()
+    with torch.no_grad():
+        for i in range(0, len(x_uint8), batch_size):
+            probs = judge.probabilities(video_batch(x_uint8[i : i + batch_size], device))
+            for k, v in probs.items():
+                out.setdefault(k, []).append(v.cpu().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def head_accuracies(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per-head accuracy of predicted probabilities against ground-truth labels."""
+    return {k: float(np.mean(p.argmax(-1) == labels[k])) for k, p in probs.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def train_judge(
+    train,
+    test,
+    config,
+    epochs: int = 5,
+    minutes: float = 0.0,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "cpu",
+    log=None,
+    progress=None,
+):
+    """Train a judge on ``train`` (SequenceData with labels) and measure it on ``test``.
+
+    Stops after ``epochs`` passes or ``minutes`` of wall clock (0: no limit), whichever comes first;
+    the learning rate decays along a cosine over the planned epochs (a time stop cuts it short).
+    ``progress(step, total, info)`` is called after every step, ``log(msg)`` after every epoch.
+    Returns ``(judge, summary)``; the summary holds the per-head test accuracy and the timings.
+    """
+    import torch
+
+    from dsae_cli.datasets import video_batch
+    from dsae_cli.runtime import seed_everything
+    from models.judge import HEADS, Judge
+
+    log = log or (lambda msg: None)
+    seed_everything(seed)
+    judge = Judge(config).to(device)
+    opt = torch.optim.Adam(judge.parameters(), lr=lr)
+    rng = np.random.RandomState(seed)
+    labels = {k: torch.from_numpy(np.asarray(train.labels[k], dtype=np.int64)) for k in HEADS}
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total = steps_per_epoch * epochs
+    # cosine decay over the planned steps: the last epoch fine-tunes at a small rate (the hardest
+    # head is skin, whose close tones, e.g. the two grey-violet ones, are learned last)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    start = time.perf_counter()
+    step, history, stopped_early, train_s = 0, [], False, 0.0
+    for epoch in range(epochs):
+        judge.train()
+        order = rng.permutation(len(train))
+        running = {}
+        epoch_start = time.perf_counter()
+        for i in range(0, len(order), batch_size):
+            idx = np.sort(order[i : i + batch_size])  # sorted reads are faster on the big uint8 array
+            x = video_batch(train.x[idx], device)
+            out = judge.loss(x, {k: v[idx].to(device) for k, v in labels.items()})
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            step += 1
+            sched.step()
+            for k, v in out.items():
+                v = float(v.detach())
+                running[k] = 0.9 * running.get(k, v) + 0.1 * v
+            if progress is not None:
+                info = f"loss {running['loss']:.3f} " + " ".join(f"{k} {100 * running[f'acc_{k}']:.0f}%" for k in HEADS)
+                progress(step, total, info)
+            if minutes and time.perf_counter() - start > 60 * minutes:
+                stopped_early = True
+                break
+        train_s += time.perf_counter() - epoch_start
+        acc = head_accuracies(judge_probabilities(judge, test.x, device=device), test.labels)
+        history.append({"epoch": epoch + 1, "step": step, "elapsed_s": round(time.perf_counter() - start, 1), "test_accuracy": acc})
+        shown = ", ".join(f"{k} {100 * a:.2f}%" for k, a in acc.items())
+        log(f"epoch {epoch + 1}: step {step}, {time.perf_counter() - start:.0f} s, test accuracy {shown}")
+        if stopped_early:
+            break
+    judge.eval()
+    elapsed = time.perf_counter() - start
+    summary = {
+        "test_accuracy": history[-1]["test_accuracy"] if history else {},
+        "n_train": len(train),
+        "n_test": len(test),
+        "epochs_run": len(history),
+        "steps": step,
+        "elapsed_s": round(elapsed, 1),
+        "train_s": round(train_s, 1),
+        "seconds_per_step": round(train_s / max(step, 1), 4),
+        "stopped_by_time": stopped_early,
+        "history": history,
+    }
+    return judge, summary
