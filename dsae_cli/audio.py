@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,7 +95,9 @@ class Normalisation:
 
     @classmethod
     def fit(cls, x: np.ndarray, min_std: float = 1e-2) -> "Normalisation":
-        """Fit on frames ``(..., n_bins)``; float64 sums, so millions of frames add up exactly enough."""
+        """Fit on frames ``(..., n_bins)``, summing in float64 over blocks (accurate for millions of
+        frames, no float64 copy of them all). Values are rounded as :meth:`to_dict` stores them, so a
+        model sees the same features in training and from its checkpoint."""
         flat = np.asarray(x).reshape(-1, np.asarray(x).shape[-1])
         if len(flat) == 0:
             raise DsaeError("no spectrogram frames to fit the normalisation on")
@@ -106,7 +109,7 @@ class Normalisation:
             sq += (block**2).sum(0)
         mean /= len(flat)
         std = np.sqrt(np.maximum(sq / len(flat) - mean**2, 0.0))
-        return cls(mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32))
+        return cls.from_dict(cls(mean.astype(np.float32), np.maximum(std, min_std).astype(np.float32)).to_dict())
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
@@ -145,12 +148,12 @@ def front_end_of(model) -> tuple[SpectrogramConfig, Normalisation]:
 # reading and writing audio
 
 
-def read_audio(path: str | Path, cfg: SpectrogramConfig | None = None, min_samples: int | None = None) -> np.ndarray:
+def read_audio(path: str | Path, cfg: SpectrogramConfig | None = None) -> np.ndarray:
     """Read any file soundfile reads as mono float32 at ``cfg.sample_rate``.
 
     Channels are averaged and the rate converted block by block (soxr's streaming resampler), so a
-    long 44.1 kHz stereo file never exists whole in memory. ``min_samples`` defaults to one
-    segment (``cfg.segment_samples``).
+    long 44.1 kHz stereo file never exists whole in memory. Audio shorter than one segment
+    (``cfg.segment_samples``) is refused.
     """
     import soundfile as sf
 
@@ -167,14 +170,14 @@ def read_audio(path: str | Path, cfg: SpectrogramConfig | None = None, min_sampl
             audio, peak = _read_mono(fh, cfg.sample_rate, path)
     except DsaeError:
         raise
-    except (RuntimeError, ValueError, TypeError, OSError, EOFError) as err:  # LibsndfileError is a RuntimeError
+    except (RuntimeError, ValueError, OSError, EOFError) as err:  # soundfile's LibsndfileError is a RuntimeError
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DsaeError(f"{path} is not a readable audio file ({msg}); give a WAV or FLAC recording") from None
     if len(audio) == 0:
         raise DsaeError(f"{path} holds no audio samples; give a recording with speech")
     if peak < SILENCE_PEAK:
         raise DsaeError(f"{path} is silent (its loudest sample is below -80 dBFS); give a recording with speech")
-    need = cfg.segment_samples if min_samples is None else min_samples
+    need = cfg.segment_samples
     if len(audio) < need:
         raise DsaeError(
             f"{path} lasts {len(audio) / cfg.sample_rate:.3f} s, shorter than one {need / cfg.sample_rate:.2f} s "
@@ -332,7 +335,12 @@ def speech_segments(audio: np.ndarray, cfg: SpectrogramConfig, chunk_frames: int
 
 
 def griffin_lim(
-    magnitude: np.ndarray, cfg: SpectrogramConfig, n_iter: int = 32, seed: int | None = None, length: int | None = None
+    magnitude: np.ndarray,
+    cfg: SpectrogramConfig,
+    n_iter: int = 32,
+    seed: int | None = None,
+    length: int | None = None,
+    fft_workers: int | None = None,
 ) -> np.ndarray:
     """Audio whose STFT magnitude approximates ``magnitude`` (``(frames, n_bins)``), by fast Griffin-Lim.
 
@@ -341,9 +349,9 @@ def griffin_lim(
     rendering exact (see :func:`render_chunks`); on speech it also converged further than random
     phase in our checks. An integer seed starts from random phase drawn from that seed. This is the
     only place that calls librosa.griffinlim: librosa 1.0 renames ``random_state`` to ``rng``.
+    ``fft_workers`` threads compute each FFT (default: one per CPU).
     """
     import inspect
-    import os
 
     import librosa
     import scipy.fft
@@ -356,7 +364,7 @@ def griffin_lim(
     if seed is not None:
         key = "rng" if "rng" in inspect.signature(librosa.griffinlim).parameters else "random_state"
         kwargs[key] = np.random.RandomState(seed % 2**32)
-    with scipy.fft.set_workers(os.cpu_count() or 1):  # librosa's FFTs go through scipy.fft: use every core
+    with scipy.fft.set_workers(fft_workers or cpu_count()):  # librosa's FFTs go through scipy.fft
         return librosa.griffinlim(S, **kwargs).astype(np.float32)
 
 
@@ -370,6 +378,14 @@ def gl_context_frames(cfg: SpectrogramConfig, n_iter: int) -> int:
     return (n_iter + 1) * reach + 1
 
 
+def cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask, where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def render_chunks(
     n_samples: int,
     magnitude_of: Callable[[int, int], np.ndarray],
@@ -377,40 +393,55 @@ def render_chunks(
     n_iter: int = 32,
     seed: int | None = None,
     chunk_frames: int = 3000,
+    workers: int | None = None,
 ) -> Iterator[tuple[np.ndarray, int]]:
-    """Griffin-Lim over a long magnitude in bounded chunks; yields ``(audio_chunk, frames_done)``.
+    """Griffin-Lim over a long magnitude in bounded chunks; yields ``(audio_chunk, frames_done)`` in order.
 
     ``magnitude_of(a, b)`` returns magnitude frames ``[a, b)`` of a signal of ``n_samples`` samples
-    (``cfg.n_frames(n_samples)`` frames in all). Each chunk is rendered with context on both sides
-    and only its middle is kept. With zero initial phase (``seed=None``) the chunks join exactly:
-    the concatenation equals one Griffin-Lim over the whole magnitude. With a seed, each chunk starts
-    from its own random phase and consecutive chunks are cross-faded (equal power) over 80 ms.
-    The chunks add up to exactly ``n_samples`` samples.
+    (``cfg.n_frames(n_samples)`` frames in all); it is called from worker threads. Each chunk is
+    rendered with context on both sides and only its middle is kept. With zero initial phase
+    (``seed=None``) the chunks join exactly: the concatenation equals one Griffin-Lim over the whole
+    magnitude. With a seed, each chunk starts from its own random phase and consecutive chunks are
+    cross-faded (equal power) over 80 ms. The chunks add up to exactly ``n_samples`` samples.
+
+    ``workers`` chunks (default: one per CPU) are rendered at once in threads: numpy and the FFTs
+    release the GIL, so the cores share the work; at most ``workers`` chunks are in memory.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     hop = cfg.hop_length
     total = cfg.n_frames(n_samples)
     ctx = gl_context_frames(cfg, n_iter)
     fade = 0 if seed is None else min(8, ctx)
     chunk_frames = max(chunk_frames, 1)
-    tail = None  # seeded mode: the previous chunk's rendering of the next fade region
-    for i, a in enumerate(range(0, total, chunk_frames)):
+    starts = list(range(0, total, chunk_frames))
+    workers = max(1, min(workers or cpu_count(), len(starts)))
+    fft_workers = max(1, cpu_count() // workers)
+
+    def render(i: int) -> tuple[np.ndarray, np.ndarray | None, int]:
+        a = starts[i]
         b = min(a + chunk_frames, total)
         lo, hi = max(0, a - ctx), min(total, b + ctx)
-        mag = magnitude_of(lo, hi)
         start = lo * hop  # sample of frame lo's centre
-        end = n_samples if hi == total else (hi - 1) * hop  # the last kept sample is well inside
-        audio = griffin_lim(mag, cfg, n_iter, None if seed is None else seed + 7919 * i, length=end - start)
-        keep_lo = a * hop - start
-        keep_hi = (n_samples if b == total else b * hop) - start
-        piece = audio[keep_lo:keep_hi]
-        if fade and tail is not None:
-            n = min(len(tail), len(piece))
-            w = np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n).astype(np.float32)
-            piece = piece.copy()
-            piece[:n] = np.sqrt(1 - w**2) * tail[:n] + w * piece[:n]
-        if fade and b < total:
-            tail = audio[keep_hi : keep_hi + fade * hop]
-        yield piece, b
+        end = n_samples if hi == total else (hi - 1) * hop
+        audio = griffin_lim(magnitude_of(lo, hi), cfg, n_iter, None if seed is None else seed + 7919 * i, end - start, fft_workers)
+        keep_lo, keep_hi = a * hop - start, (n_samples if b == total else b * hop) - start
+        tail = audio[keep_hi : keep_hi + fade * hop].copy() if fade and b < total else None
+        return audio[keep_lo:keep_hi].copy(), tail, b
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = [pool.submit(render, i) for i in range(min(workers, len(starts)))]
+        tail = None  # seeded mode: the previous chunk's rendering of the next fade region
+        for i in range(len(starts)):
+            piece, next_tail, done = pending.pop(0).result()
+            if i + workers < len(starts):
+                pending.append(pool.submit(render, i + workers))
+            if tail is not None:
+                n = min(len(tail), len(piece))
+                w = np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n).astype(np.float32)
+                piece[:n] = np.sqrt(1 - w**2) * tail[:n] + w * piece[:n]
+            tail = next_tail
+            yield piece, done
 
 
 # --------------------------------------------------------------------------------------------

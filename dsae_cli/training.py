@@ -395,8 +395,9 @@ class Trainer:
         from dsae_cli import audio, media
 
         src = self.val if self.val is not None and len(np.unique(self.val.groups)) >= 2 else self.data
-        _, firsts = np.unique(src.groups, return_index=True)
-        pick = sorted(firsts[:6].tolist()) if len(firsts) >= 2 else list(range(min(6, len(src))))
+        _, firsts, counts = np.unique(src.groups, return_index=True, return_counts=True)
+        # a segment from the middle of each of six speakers (first segments are often near-silent)
+        pick = (firsts + counts // 2)[:6].tolist() if len(firsts) >= 2 else list(range(min(6, len(src))))
         x = self.to_batch(src.x[pick])
         self.model.eval()
         rows = [x, self.model.reconstruct(x), self.model.swap(x, x.roll(1, dims=0))]

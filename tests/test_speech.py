@@ -219,8 +219,11 @@ def test_equal_error_rate_known_cases():
 
 def test_trial_scores_are_cosines_of_all_pairs():
     emb = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
-    scores, labels = trial_scores(emb, np.array(["a", "a", "b"]), centre=False)
+    scores, labels = trial_scores(emb, np.array(["a", "a", "b"]), standardise=False)
     assert np.allclose(scores, [1.0, 0.0, 0.0]) and list(labels) == [1, 0, 0]
+    scores, _ = trial_scores(np.array([[1.0, 10.0], [3.0, 10.0], [1.0, 30.0]]), np.array(["a", "a", "b"]))
+    # standardised per dimension the rows become (-1, -1), (2, -1), (-1, 2) (times 1/sqrt(2))
+    assert np.allclose(scores, [-1 / np.sqrt(10), -1 / np.sqrt(10), -0.8])
 
 
 # ------------------------------------------------------------------------------------------ corpora
