@@ -29,7 +29,6 @@ The metric functions at the top are plain numpy, so they can be tested on hand-m
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 

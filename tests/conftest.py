@@ -35,3 +35,18 @@ def moving_squares(n: int, T: int = 4, size: int = 16, seed: int = 0) -> np.ndar
 @pytest.fixture
 def tiny():
     return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def sprite_gifs(tmp_path_factory):
+    """Real Sprites sequences of three test characters x nine motions as GIFs, named
+    ``seqNN_c{char_id}_a{action}.gif``."""
+    from dsae_cli import media
+    from dsae_cli import sprites as sp
+
+    folder = tmp_path_factory.mktemp("gifs")
+    ids = [sp.character_id(0, 1, 2, 3), sp.character_id(4, 5, 0, 1), sp.character_id(2, 3, 4, 5)]
+    data = sp.build_characters(ids)
+    for i, x in enumerate(data["x"]):
+        media.write_gif(folder / f"seq{i:02d}_c{data['char_id'][i]}_a{data['action'][i]}.gif", x)
+    return folder

@@ -49,17 +49,6 @@ def test_python_dash_m_works():
 
 
 @pytest.fixture(scope="session")
-def sprite_gifs(tmp_path_factory) -> Path:
-    """Real Sprites sequences of three test characters as GIFs (a: walk-left, b: slash-right, ...)."""
-    folder = tmp_path_factory.mktemp("gifs")
-    ids = [sp.character_id(0, 1, 2, 3), sp.character_id(4, 5, 0, 1), sp.character_id(2, 3, 4, 5)]
-    data = sp.build_characters(ids)
-    for i, x in enumerate(data["x"]):
-        media.write_gif(folder / f"seq{i:02d}_c{data['char_id'][i]}_a{data['action'][i]}.gif", x)
-    return folder
-
-
-@pytest.fixture(scope="session")
 def tiny_run(sprite_gifs, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny"
     result = invoke("train", "--data", sprite_gifs, "--out", run, "--preset", "tiny", "--steps", 12, "--eval-every", 6,

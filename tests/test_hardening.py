@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from dsae_cli import media  # noqa: E402
-from dsae_cli import sprites as sp  # noqa: E402
 from dsae_cli.app import app  # noqa: E402
 
 runner = CliRunner()
@@ -54,13 +53,9 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def gifs(tmp_path_factory) -> Path:
-    """Three Sprites characters x nine motions as 8-frame 64x64 GIFs (27 files)."""
-    folder = tmp_path_factory.mktemp("gifs")
-    data = sp.build_characters([sp.character_id(0, 1, 2, 3), sp.character_id(4, 5, 0, 1), sp.character_id(2, 3, 4, 5)])
-    for i, x in enumerate(data["x"]):
-        media.write_gif(folder / f"seq{i:02d}.gif", x)
-    return folder
+def gifs(sprite_gifs) -> Path:
+    """Three Sprites characters x nine motions as 8-frame 64x64 GIFs (27 files; see conftest)."""
+    return sprite_gifs
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import csv
 import hashlib
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
