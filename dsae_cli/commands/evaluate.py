@@ -1,15 +1,18 @@
-"""``dsae evaluate ...``: score models as the papers do (``sprites``: the judge protocol; ``speech``: speaker verification)."""
+"""``dsae evaluate ...``: score models as the papers do.
+
+``sprites``: the judge protocol of S3VAE / C-DSVAE and the DSAE paper's table (below);
+``speech``: speaker verification (registered from ``evaluate_speech``). Typer and the shared
+options only at module level; torch and the model load inside the bodies.
+"""
+
+from pathlib import Path
+from typing import Optional
 
 import typer
+
+from dsae_cli.commands.common import DeviceOption, ModelOption
+
 app = typer.Typer(help="Evaluate models as the papers do.", no_args_is_help=True)
-
-
-# ``dsae evaluate sprites``: the Sprites judge protocol (S3VAE / C-DSVAE) and the DSAE paper's table.
-# Typer and the shared options only at module level; torch and the model load inside the body.
-from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
-
-from dsae_cli.commands.common import DeviceOption, ModelOption  # noqa: E402
 
 
 @app.command("sprites")
