@@ -33,6 +33,8 @@ class DSAEConfig:
     beta_z: float = 1.0  # weight of sum_t KL(q(z_t) || p(z_t | z_<t)); 1 is the paper's ELBO
     z_colour_blind: bool = False  # video: z's own frame encoder sees grey frames (random channel mix per
     #   sequence in training, the plain mean at test time), so colours, i.e. content, can only come from f
+    decoder_film: bool = False  # video: f reaches the frame decoder only through per-channel scales and
+    #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
     #   pose survives, the fine shapes that identify a character do not; 0 = full frames
 
@@ -83,7 +85,7 @@ PRESETS: dict[str, dict] = {
     # the look has to travel through f; the objective is the paper's ELBO (beta 1)
     "default": dict(
         f_dim=64, z_dim=8, hidden_dim=128, feature_dim=128, conv_width=16, posterior="factorised",
-        z_colour_blind=True, z_input_size=16,
+        z_colour_blind=True, z_input_size=16, decoder_film=True,
     ),
     # a tiny model for tests and smoke runs
     "tiny": dict(f_dim=16, z_dim=4, hidden_dim=32, feature_dim=32, conv_width=8),

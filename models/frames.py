@@ -29,7 +29,9 @@ class ConvFrameEncoder(nn.Module):
             nn.Conv2d(4 * w, 8 * w, 4, 2, 1), _act(),
         )  # fmt: skip
         side = frame_size // 16
-        self.fc = nn.Sequential(nn.Linear(8 * w * side * side, feature_dim), _act())
+        # LayerNorm keeps the features at unit scale: unbounded conv features saturate the gates of
+        # the LSTMs that read them, which then pass no gradient back (f collapsed to a constant)
+        self.fc = nn.Sequential(nn.Linear(8 * w * side * side, feature_dim), nn.LayerNorm(feature_dim), _act())
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         # channels-last lets oneDNN pick its fast convolution kernels on CPU
@@ -38,25 +40,48 @@ class ConvFrameEncoder(nn.Module):
 
 
 class ConvFrameDecoder(nn.Module):
-    """The mirror of :class:`ConvFrameEncoder`: linear to a size/16 grid, four transposed convs."""
+    """The mirror of :class:`ConvFrameEncoder`: linear to a size/16 grid, four transposed convs.
 
-    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int):
+    With ``film_dim > 0`` the last ``film_dim`` inputs (f) do not enter the linear layer; they scale
+    and shift the channels of every layer instead (FiLM, Perez et al. 2018), so the spatial layout
+    comes from z_t alone and f acts as a per-sequence style: colours and which shapes to draw.
+    """
+
+    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0):
         super().__init__()
         w = width
         self.side = frame_size // 16
         self.width = w
-        self.fc = nn.Sequential(nn.Linear(in_dim, 8 * w * self.side * self.side), _act())
+        self.film_dim = film_dim
+        self.fc = nn.Sequential(nn.Linear(in_dim - film_dim, 8 * w * self.side * self.side), _act())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(8 * w, 4 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(w, channels, 4, 2, 1),
         )  # fmt: skip
+        if film_dim:
+            self.film_channels = [8 * w, 4 * w, 2 * w, w]
+            self.film = nn.Linear(film_dim, 2 * sum(self.film_channels) + channels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        g = self.fc(h).view(-1, 8 * self.width, self.side, self.side)
+        if not self.film_dim:
+            g = self.fc(h).view(-1, 8 * self.width, self.side, self.side)
+            g = g.contiguous(memory_format=torch.channels_last)
+            return self.deconv(g).contiguous()
+        content, style = h[:, : -self.film_dim], h[:, -self.film_dim :]
+        params = self.film(style)
+        g = self.fc(content).view(-1, 8 * self.width, self.side, self.side)
         g = g.contiguous(memory_format=torch.channels_last)
-        return self.deconv(g).contiguous()
+        i = 0
+        layers = list(self.deconv)
+        for k, c in enumerate(self.film_channels):
+            gamma = params[:, i : i + c, None, None]
+            beta = params[:, i + c : i + 2 * c, None, None]
+            i += 2 * c
+            g = g * (1 + gamma) + beta
+            g = layers[2 * k + 1](layers[2 * k](g)) if k < 3 else layers[2 * k](g)
+        return (g + params[:, i:, None, None]).contiguous()
 
 
 class SpectrogramFrameEncoder(nn.Module):
@@ -87,7 +112,8 @@ def build_frame_codec(cfg) -> tuple[nn.Module, nn.Module]:
     """The (encoder, decoder) pair for a config's modality."""
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
-        dec = ConvFrameDecoder(cfg.f_dim + cfg.z_dim, cfg.channels, cfg.frame_size, cfg.conv_width)
+        film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
+        dec = ConvFrameDecoder(cfg.f_dim + cfg.z_dim, cfg.channels, cfg.frame_size, cfg.conv_width, film_dim=film)
     else:
         enc = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         dec = SpectrogramFrameDecoder(cfg.f_dim + cfg.z_dim, cfg.hidden_dim, cfg.n_bins)

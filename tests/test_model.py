@@ -170,3 +170,16 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError):
         DSAEConfig.from_dict({"nonsense": 1})
     assert DSAEConfig.from_dict({"f_dim": 7}).f_dim == 7  # missing keys take defaults
+
+
+def test_static_encoder_does_not_saturate_on_large_inputs():
+    """Unbounded frame features once saturated the LSTM gates, so f became a constant; the frame
+    features are normalised, so f keeps depending on the input even for badly scaled frames."""
+    model = tiny_model()
+    a = video_batch(moving_squares(2, seed=4)) * 100
+    b = video_batch(moving_squares(2, seed=5)) * 100
+    with torch.no_grad():
+        fa, fb = model.encode(a).f_mean, model.encode(b).f_mean
+    assert (fa - fb).abs().mean() > 1e-3
+    feats = model.frame_features(a)
+    assert feats.abs().mean() < 5

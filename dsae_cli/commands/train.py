@@ -31,6 +31,7 @@ def train_command(
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so content must come from f (a follow-up-style inductive bias; off = the paper's model)."),
+    decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps). Default: constant."),
@@ -61,7 +62,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, decoder_film=decoder_film).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
