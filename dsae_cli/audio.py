@@ -71,11 +71,9 @@ class SpectrogramConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpectrogramConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown spectrogram settings {unknown}")
-        return cls(**d)
+        from models.config import config_from_dict
+
+        return config_from_dict(cls, d, "spectrogram settings")
 
     @classmethod
     def for_model(cls, model_config) -> "SpectrogramConfig":

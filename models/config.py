@@ -10,6 +10,15 @@ import dataclasses
 from dataclasses import dataclass
 
 MODALITIES = ("video", "speech")
+
+
+def config_from_dict(cls, d: dict, what: str = "config fields"):
+    """Rebuild a config dataclass from a saved dict; missing keys take defaults, unknown keys are an error."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}")
+    return cls(**d)
 POSTERIORS = ("factorised", "full")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -68,12 +77,7 @@ class DSAEConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DSAEConfig":
-        """Rebuild a config; missing keys take defaults, unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown config fields {unknown}")
-        return cls(**d)
+        return config_from_dict(cls, d, "config fields")
 
 
 # Named presets (overrides of the defaults above).

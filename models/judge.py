@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.config import config_from_dict
+
 # the judge's outputs, in a fixed order (the action first, then the appearance attributes)
 HEADS = ("action", "skin", "pants", "top", "hair")
 ATTRIBUTES = HEADS[1:]
@@ -66,12 +68,7 @@ class JudgeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "JudgeConfig":
-        """Rebuild a config; missing keys take defaults, unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown judge config fields {unknown}")
-        return cls(**d)
+        return config_from_dict(cls, d, "judge config fields")
 
 
 # Named presets (overrides of the defaults above).
