@@ -407,15 +407,11 @@ def prefix_probabilities(judge, x) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-CHART_COLOURS = [
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-]  # fmt: skip
-
-
 def probability_chart(curves: np.ndarray, title: str, size=(720, 240)):
     """A PIL image: one line per row of ``curves`` (N, T) against t = 1..T, y fixed to [0, 1]."""
     from PIL import Image, ImageDraw, ImageFont
+
+    from dsae_cli.plots import COLOURS
 
     W, H = size
     left, right, top, bottom = 50, 20, 26, 40
@@ -435,7 +431,7 @@ def probability_chart(curves: np.ndarray, title: str, size=(720, 240)):
         d.text((px(t) - 3, H - bottom + 8), str(t), fill="black", font=font)
     d.text((W // 2 - 60, H - 14), "frames t (prefix x_1..t); one line per sequence", fill="black", font=font)
     for i, row in enumerate(curves):
-        colour = CHART_COLOURS[i % len(CHART_COLOURS)]
+        colour = COLOURS[i % len(COLOURS)]
         pts = [(px(t + 1), py(float(v))) for t, v in enumerate(row)]
         if len(pts) > 1:
             d.line(pts, fill=colour, width=2)

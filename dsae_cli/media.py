@@ -515,6 +515,18 @@ def _as_sequence(seq: np.ndarray, index: int) -> np.ndarray:
     return _check_frames(seq, f"row {index}")
 
 
+def _same_size_sequences(items, caller: str, what: str):
+    """(sequences, height, width) of frame sequences that must all share one frame size."""
+    if len(items) == 0:
+        raise ValueError(f"{caller} needs at least one {what}")
+    seqs = [_as_sequence(s, i) for i, s in enumerate(items)]
+    height, width = seqs[0].shape[1:3]
+    for i, s in enumerate(seqs):
+        if s.shape[1:3] != (height, width):
+            raise ValueError(f"{what} {i} has frames of {s.shape[2]}x{s.shape[1]}, {what} 0 has {width}x{height}")
+    return seqs, height, width
+
+
 def make_grid(
     rows: Sequence[np.ndarray],
     pad: int = 2,
@@ -529,13 +541,7 @@ def make_grid(
     default font, in black or white, whichever stands out against ``bg``.
     Returns ``(H_total, W_total, 3)`` uint8.
     """
-    if len(rows) == 0:
-        raise ValueError("make_grid needs at least one row")
-    seqs = [_as_sequence(r, i) for i, r in enumerate(rows)]
-    height, width = seqs[0].shape[1:3]
-    for i, s in enumerate(seqs):
-        if s.shape[1:3] != (height, width):
-            raise ValueError(f"row {i} has frames of {s.shape[2]}x{s.shape[1]}, row 0 has {width}x{height}")
+    seqs, height, width = _same_size_sequences(rows, "make_grid", "row")
     if labels is not None and len(labels) != len(seqs):
         raise ValueError(f"got {len(labels)} labels for {len(seqs)} rows")
     colour = _background(bg)
@@ -578,13 +584,7 @@ def grid_animation(
     ``pad`` pixels of ``bg`` around each. Sequences shorter than the longest hold their last
     frame, so nothing blinks out. Write the result with :func:`write_gif`.
     """
-    if len(sequences) == 0:
-        raise ValueError("grid_animation needs at least one sequence")
-    seqs = [_as_sequence(s, i) for i, s in enumerate(sequences)]
-    height, width = seqs[0].shape[1:3]
-    for i, s in enumerate(seqs):
-        if s.shape[1:3] != (height, width):
-            raise ValueError(f"sequence {i} has frames of {s.shape[2]}x{s.shape[1]}, sequence 0 has {width}x{height}")
+    seqs, height, width = _same_size_sequences(sequences, "grid_animation", "sequence")
     n = len(seqs)
     cols = cols or math.ceil(math.sqrt(n))
     if cols < 1:

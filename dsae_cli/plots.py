@@ -9,7 +9,10 @@ import numpy as np
 
 from dsae_cli.fileio import atomic_path
 
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+COLOURS = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
 
 
 def line_chart(series: dict[str, tuple[list, list]], title: str, log_y: bool = True, size=(720, 420)):
