@@ -501,6 +501,9 @@ def resume_trainer(
 
 
 # ---------------------------------------------------------------------------------------------
+# what --init-from lets a new run change: the objective, not the architecture
+LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight")
+
 # Presets: model sizes (models.config.PRESETS) plus the training options that go with them.
 TRAIN_PRESETS: dict[str, dict] = {
     "default": dict(batch_size=32, lr=1e-3, kl_warmup=0),
@@ -521,8 +524,12 @@ def run_training(
     log=print,
     progress_factory=None,
     modality: str | None = None,
+    init_from: Path | None = None,
 ) -> dict:
     """Train a new run in ``out`` (or continue ``resume``) and return a summary dict.
+
+    ``init_from`` starts the new run from a trained model's weights and architecture (a fresh
+    optimiser; only the loss weights beta_f, beta_z and cycle_weight may be overridden).
 
     ``model_overrides`` / ``train_overrides`` are explicit options that replace preset values;
     ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback.
@@ -564,8 +571,20 @@ def run_training(
         preset = preset or ("speech" if modality == "speech" else "default")
         if preset not in PRESETS:
             raise DsaeError(f"unknown --preset {preset!r}; use one of {', '.join(PRESETS)}")
+        init_model = None
+        if init_from is not None:
+            fixed = sorted(set(model_overrides) - set(LOSS_WEIGHTS))
+            if fixed:
+                raise DsaeError(
+                    f"--init-from takes the architecture from {init_from}; only --beta-f, --beta-z and --cycle-weight "
+                    f"can change (drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
+                )
+            init_model = load_model(init_from)
+            base = init_model.config.to_dict()
+        else:
+            base = PRESETS.get(preset, {})
         try:
-            model_cfg = DSAEConfig(**{**PRESETS.get(preset, {}), **model_overrides})
+            model_cfg = DSAEConfig(**{**base, **model_overrides})
         except ValueError as err:
             raise DsaeError(f"invalid model option: {err}") from None
         if model_cfg.modality != (modality or "video"):
@@ -611,11 +630,16 @@ def run_training(
         if dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         model = DSAE(model_cfg)
+        extra = {"data": data_spec, "preset": preset}
+        if init_model is not None:
+            model.load_state_dict(init_model.state_dict())
+            extra["init_from"] = {"path": str(init_from), "model_id": init_model.model_id, "step": init_model.checkpoint_meta.get("step")}
+            log(f"starting from the weights of {init_from} (model {init_model.model_id})")
         trainer = Trainer(model, train_data, val_data, cfg, run_dir, log, dist=dist)
         if dist.is_main:
-            save_train_config(run_dir, cfg, {"data": data_spec, "preset": preset})
+            save_train_config(run_dir, cfg, extra)
         n_params = sum(p.numel() for p in model.parameters())
-        log(f"model: {preset} preset, posterior {model_cfg.posterior}, f {model_cfg.f_dim}, z {model_cfg.z_dim}, {n_params / 1e6:.2f} M parameters")
+        log(f"model: {preset} preset, {model_cfg.dynamics} dynamics, posterior {model_cfg.posterior}, f {model_cfg.f_dim}, z {model_cfg.z_dim}, {n_params / 1e6:.2f} M parameters")
     trainer.checkpoint_extra = checkpoint_extra
     try:
         if progress_factory is None:

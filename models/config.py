@@ -20,6 +20,7 @@ def config_from_dict(cls, d: dict, what: str = "config fields"):
         raise ValueError(f"unknown {what} {unknown}")
     return cls(**d)
 POSTERIORS = ("factorised", "full")
+DYNAMICS = ("stochastic", "lstm-f", "lstm-c")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -36,6 +37,10 @@ class DSAEConfig:
     feature_dim: int = 256  # size of the per-frame feature the frame encoder produces
     conv_width: int = 64  # video: channels of the first conv layer (doubles per layer, 4 layers)
     posterior: str = "full"  # "factorised": q(z_t | x_t); "full": q(z_1:T | f, x_1:T)
+    dynamics: str = "stochastic"  # "stochastic": the DSAE's z_1:T with a learned LSTM prior; "lstm-f" / "lstm-c":
+    #   the paper's deterministic baselines, one z ~ N(0, I) per sequence (q(z | x_1:T) from a bidirectional
+    #   LSTM) driving an LSTM whose state h_t the decoder reads with f: h_0 = z, no input (lstm-f), or
+    #   h_0 = 0 and z the input at every step (lstm-c)
     likelihood: str = "bernoulli"  # p(x_t | z_t, f): "bernoulli" (video) or "gaussian"
     likelihood_scale: float = 1.0  # gaussian: fixed standard deviation of p(x_t | z_t, f)
     beta_f: float = 1.0  # weight of KL(q(f) || p(f)) in the loss; 1 is the paper's ELBO
@@ -46,12 +51,19 @@ class DSAEConfig:
     #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
     #   pose survives, the fine shapes that identify a character do not; 0 = full frames
+    z_centred: bool = False  # speech: z's own frame encoder sees each frame minus the segment's mean frame;
+    #   the mean log-spectrum (the spectral envelope, much of what identifies a voice) reaches only f
+    cycle_weight: float = 0.0  # weight of the latent cycle term (not in the paper; 0 = the paper's ELBO):
+    #   decode another sequence's f (or an f ~ p(f)) with this sequence's z_1:T, encode the result again,
+    #   and score how far the new posterior means land from the latents that made it (see DSAE.cycle_loss)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, not {self.modality!r}")
         if self.posterior not in POSTERIORS:
             raise ValueError(f"posterior must be one of {POSTERIORS}, not {self.posterior!r}")
+        if self.dynamics not in DYNAMICS:
+            raise ValueError(f"dynamics must be one of {DYNAMICS}, not {self.dynamics!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {self.likelihood!r}")
         if self.modality == "video" and (self.frame_size % 16 or self.frame_size < 16):
@@ -65,6 +77,8 @@ class DSAEConfig:
             raise ValueError("likelihood_scale must be positive")
         if self.beta_f < 0 or self.beta_z < 0:
             raise ValueError("beta_f and beta_z must not be negative")
+        if self.cycle_weight < 0:
+            raise ValueError("cycle_weight must not be negative")
 
     @property
     def frame_shape(self) -> tuple[int, ...]:

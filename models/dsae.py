@@ -34,7 +34,7 @@ from models.distributions import (
     kl_normal_standard,
     reparameterize,
 )
-from models.frames import ConvFrameEncoder, build_frame_codec
+from models.frames import ConvFrameEncoder, SpectrogramFrameEncoder, build_frame_codec
 
 
 @dataclass
@@ -67,17 +67,32 @@ class DSAE(nn.Module):
         super().__init__()
         self.config = cfg = config
         H = cfg.hidden_dim
-        self.frame_encoder, self.frame_decoder = build_frame_codec(cfg)
+        self.deterministic = cfg.dynamics != "stochastic"
+        # the decoder reads z_t (stochastic) or the deterministic LSTM's state h_t (lstm-f, lstm-c)
+        self.frame_encoder, self.frame_decoder = build_frame_codec(cfg, H if self.deterministic else None)
         if cfg.z_colour_blind or cfg.z_input_size:
             # z gets a frame encoder of its own that sees less than f's does (see the config)
             if cfg.modality != "video":
                 raise ValueError("z_colour_blind and z_input_size apply to video models only")
             size = cfg.z_input_size or cfg.frame_size
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.conv_width, cfg.feature_dim)
+        if cfg.z_centred:
+            if cfg.modality != "speech":
+                raise ValueError("z_centred applies to speech models only")
+            self.dynamic_frame_encoder = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
         self.static_head = GaussianHead(2 * H, cfg.f_dim)
-        # q(z_t | x_t) or q(z_1:T | f, x_1:T)
+        # q(z_t | x_t) or q(z_1:T | f, x_1:T); the deterministic baselines: q(z | x_1:T), one z per sequence
+        if self.deterministic:
+            self.dynamic_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
+            self.dynamic_head = GaussianHead(2 * H, cfg.z_dim)
+            if cfg.dynamics == "lstm-f":  # h_0 = z (mapped to the state size), no input after that
+                self.state_init = nn.Linear(cfg.z_dim, H)
+                self.dynamics_lstm = nn.LSTM(1, H, batch_first=True)
+            else:  # lstm-c: h_0 = 0, z the input at every step
+                self.dynamics_lstm = nn.LSTM(cfg.z_dim, H, batch_first=True)
+            return
         if cfg.posterior == "factorised":
             self.dynamic_mlp = nn.Sequential(nn.Linear(cfg.feature_dim, H), nn.LeakyReLU(0.2, inplace=True))
         else:
@@ -94,15 +109,24 @@ class DSAE(nn.Module):
         B, T = x.shape[:2]
         return self.frame_encoder(x.reshape(B * T, *x.shape[2:])).view(B, T, -1)
 
-    def encode_static(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(f | x_1:T): forward state at the last frame and backward state at the first."""
-        out, _ = self.static_lstm(features)
+    def _summary(self, lstm: nn.LSTM, features: torch.Tensor) -> torch.Tensor:
+        """Forward state at the last frame and backward state at the first of a bidirectional LSTM."""
+        out, _ = lstm(features)
         H = self.config.hidden_dim
-        summary = torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)
-        return self.static_head(summary)
+        return torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)
+
+    def encode_static(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(f | x_1:T)."""
+        return self.static_head(self._summary(self.static_lstm, features))
 
     def encode_dynamic(self, features: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z_t | x_t) (factorised) or q(z_1:T | f, x_1:T) (full)."""
+        """q(z_t | x_t) (factorised) or q(z_1:T | f, x_1:T) (full), (B, T, z_dim). The deterministic
+        baselines have one z per sequence, q(z | x_1:T); it is repeated over T, so every caller sees
+        the same shapes (and :meth:`decode` reads the first step)."""
+        if self.deterministic:
+            mean, logvar = self.dynamic_head(self._summary(self.dynamic_lstm, features))
+            T = features.shape[1]
+            return mean.unsqueeze(1).expand(-1, T, -1), logvar.unsqueeze(1).expand(-1, T, -1)
         if self.config.posterior == "factorised":
             return self.dynamic_head(self.dynamic_mlp(features))
         f_rep = f.unsqueeze(1).expand(-1, features.shape[1], -1)
@@ -124,6 +148,10 @@ class DSAE(nn.Module):
     def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """Per-frame features for q(z): the shared ones, or z's own encoder on reduced frames."""
         cfg = self.config
+        if cfg.z_centred:
+            B, T = x.shape[:2]
+            centred = x - x.mean(dim=1, keepdim=True)
+            return self.dynamic_frame_encoder(centred.reshape(B * T, -1)).view(B, T, -1)
         if not (cfg.z_colour_blind or cfg.z_input_size):
             return feats
         g = self.colour_blind(x) if cfg.z_colour_blind else x
@@ -143,14 +171,31 @@ class DSAE(nn.Module):
         f_mean, f_logvar = self.encode_static(feats)
         f = reparameterize(f_mean, f_logvar) if sample else f_mean
         z_mean, z_logvar = self.encode_dynamic(self.dynamic_features(x, feats), f)
-        z = reparameterize(z_mean, z_logvar) if sample else z_mean
+        if self.deterministic:  # one sample per sequence, repeated over T
+            z = (reparameterize(z_mean[:, :1], z_logvar[:, :1]) if sample else z_mean[:, :1]).expand_as(z_mean)
+        else:
+            z = reparameterize(z_mean, z_logvar) if sample else z_mean
         return Posterior(f_mean, f_logvar, z_mean, z_logvar, f, z)
 
     # ----------------------------------------------------------------------------- decoding
+    def dynamic_states(self, z: torch.Tensor) -> torch.Tensor:
+        """What the frame decoder reads besides f: z_1:T itself, or for the deterministic baselines
+        the LSTM states h_1:T driven by the sequence's z (its first step; (B, T, hidden_dim))."""
+        if not self.deterministic:
+            return z
+        B, T = z.shape[:2]
+        z0 = z[:, 0]
+        if self.config.dynamics == "lstm-f":
+            h0 = self.state_init(z0).unsqueeze(0)
+            h, _ = self.dynamics_lstm(z.new_zeros(B, T, 1), (h0, torch.zeros_like(h0)))
+        else:
+            h, _ = self.dynamics_lstm(z0.unsqueeze(1).expand(-1, T, -1).contiguous())
+        return h
+
     def decode_params(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Parameters of p(x_t | z_t, f) for every t: logits (Bernoulli) or means (Gaussian)."""
         B, T = z.shape[:2]
-        h = torch.cat([z, f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
+        h = torch.cat([self.dynamic_states(z), f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
         out = self.frame_decoder(h)
         return out.view(B, T, *out.shape[1:])
 
@@ -165,6 +210,8 @@ class DSAE(nn.Module):
 
         The LSTM reads [0, z_1, ..., z_T-1], so its output at t has seen exactly z_<t.
         """
+        if self.deterministic:
+            raise ValueError(f"a {self.config.dynamics} model has no learned prior over z_1:T; its p(z) is N(0, I)")
         shifted = F.pad(z[:, :-1], (0, 0, 1, 0))
         h, _ = self.prior_lstm(shifted)
         return self.prior_head(h)
@@ -192,6 +239,12 @@ class DSAE(nn.Module):
         back as the next input: this is generation, not the training objective.
         """
         dev = next(self.parameters()).device
+        if self.deterministic:  # one z drives the whole sequence: the context's, or a draw from N(0, I)
+            if context is not None and context.shape[1] > 0:
+                z0 = context[:, :1]
+            else:
+                z0 = torch.randn(batch, 1, self.config.z_dim, generator=generator, device=dev)
+            return z0.expand(-1, (0 if context is None else context.shape[1]) + steps, -1)
         zs = []
         state = None
         prev = torch.zeros(batch if context is None else context.shape[0], 1, self.config.z_dim, device=dev)
@@ -253,11 +306,49 @@ class DSAE(nn.Module):
         post = self.encode(x, sample=True)
         recon = self.reconstruction_nll(self.decode_params(post.f, post.z), x).mean()
         kl_f = kl_normal_standard(post.f_mean, post.f_logvar).sum(-1).mean()
-        # prior scored on the posterior's own sample z_<t (teacher forcing)
-        prior_mean, prior_logvar = self.prior_params(post.z)
-        kl_z = kl_normal_normal(post.z_mean, post.z_logvar, prior_mean, prior_logvar).sum(dim=(1, 2)).mean()
+        if self.deterministic:  # one z per sequence against p(z) = N(0, I)
+            kl_z = kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean()
+        else:
+            # prior scored on the posterior's own sample z_<t (teacher forcing)
+            prior_mean, prior_logvar = self.prior_params(post.z)
+            kl_z = kl_normal_normal(post.z_mean, post.z_logvar, prior_mean, prior_logvar).sum(dim=(1, 2)).mean()
         loss = recon + beta_f * kl_f + beta_z * kl_z
-        return {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
+        out = {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
+        if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1:
+            out["cycle"] = self.cycle_loss(post)
+            out["loss"] = loss + cfg.cycle_weight * out["cycle"]
+        return out
+
+    def cycle_loss(self, post: Posterior) -> torch.Tensor:
+        """Latent cycle consistency, an addition to the ELBO in the spirit of the follow-up work's
+        mutual-information terms (InfoGAN's latent regression; C-DSVAE's, S3VAE's self-supervision).
+
+        Half the batch decodes a *swapped* f (another sequence's posterior sample) with its own
+        z_1:T; the other half decodes an f drawn from p(f). Both are encoded again, and the loss is
+        the negative log-density, up to constants, of the latents that made each picture under a
+        Gaussian centred on the new posterior means with the original posterior's variances
+        (held constant): so "a few posterior standard deviations off" costs a few nats whatever the
+        scale of a latent. The decoder is thereby taught to take the look from f alone (a swap must
+        re-encode to the swapped f) and to draw z's motion whatever f it is given, including the
+        prior samples that generation uses. Returns the mean over the batch.
+        """
+        B = post.f.shape[0]
+        half = B // 2
+        perm = torch.roll(torch.arange(B, device=post.f.device), 1)  # every sequence gets another's f
+        f_target = post.f.detach()[perm]
+        f_prior = torch.randn_like(post.f[half:])
+        f_in = torch.cat([f_target[:half], f_prior], dim=0)
+        z_target = post.z.detach()
+        x_hat = self.decode(f_in, z_target)
+        feats = self.frame_features(x_hat)
+        f_mean, _ = self.encode_static(feats)
+        z_mean, _ = self.encode_dynamic(self.dynamic_features(x_hat, feats), f_mean)
+        z_prec = torch.exp(-post.z_logvar.detach())
+        nll_z = 0.5 * ((z_mean - z_target) ** 2 * z_prec).sum(dim=(1, 2))
+        # the f term only for the swapped half: a prior sample's unused dimensions cannot be read back
+        f_prec = torch.exp(-post.f_logvar.detach()[perm][:half])
+        nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 * f_prec).sum(-1)
+        return nll_z.mean() + nll_f.sum() / B
 
     def forward(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None) -> dict:
         # the loss is the forward pass, so DistributedDataParallel and torch.compile can wrap the model

@@ -108,13 +108,15 @@ class SpectrogramFrameDecoder(nn.Module):
         return self.net(h)
 
 
-def build_frame_codec(cfg) -> tuple[nn.Module, nn.Module]:
-    """The (encoder, decoder) pair for a config's modality."""
+def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, nn.Module]:
+    """The (encoder, decoder) pair for a config's modality; the decoder reads [dynamic_dim values, f]
+    per frame (default z_dim: z_t itself)."""
+    d = cfg.z_dim if dynamic_dim is None else dynamic_dim
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
-        dec = ConvFrameDecoder(cfg.f_dim + cfg.z_dim, cfg.channels, cfg.frame_size, cfg.conv_width, film_dim=film)
+        dec = ConvFrameDecoder(cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, film_dim=film)
     else:
         enc = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
-        dec = SpectrogramFrameDecoder(cfg.f_dim + cfg.z_dim, cfg.hidden_dim, cfg.n_bins)
+        dec = SpectrogramFrameDecoder(cfg.f_dim + d, cfg.hidden_dim, cfg.n_bins)
     return enc, dec

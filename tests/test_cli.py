@@ -68,6 +68,27 @@ def test_train_writes_a_complete_run(tiny_run):
     assert any("val_loss" in r for r in rows)
 
 
+def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, tmp_path):
+    from dsae_cli.checkpoint import load_model
+
+    run = tmp_path / "tuned"
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--init-from", tiny_run, "--cycle-weight", 0.5, "--steps", 4,
+                    "--eval-every", 2, "--checkpoint-every", 4, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    base, tuned = load_model(tiny_run), load_model(run)
+    assert tuned.config.cycle_weight == 0.5 and tuned.config.f_dim == base.config.f_dim
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 4 and "cycle" in rows[-1]
+    assert json.loads((run / "train.json").read_text())["init_from"]["model_id"] == base.model_id
+    # the run starts where the trained model is: its first loss is far below a fresh model's
+    fresh = tmp_path / "fresh"
+    invoke("train", "--data", sprite_gifs, "--out", fresh, "--preset", "tiny", "--steps", 1, "--log-every", 1, "--device", "cpu", "--seed", 0)
+    first_fresh = json.loads((fresh / "metrics.jsonl").read_text().splitlines()[0])["recon"]
+    assert rows[0]["recon"] < first_fresh
+    bad = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "bad", "--init-from", tiny_run, "--f-dim", 3)
+    assert bad.exit_code == 1 and "only --beta-f, --beta-z and --cycle-weight" in bad.output and "--f-dim" in bad.output
+
+
 def test_resume_continues_without_duplicate_steps(tiny_run, sprite_gifs):
     result = invoke("train", "--resume", tiny_run, "--steps", 18)
     assert result.exit_code == 0, result.output

@@ -244,3 +244,25 @@ def test_judge_train_cli_tiny(tmp_path):
     assert again.exit_code == 1 and "already holds" in again.output
     bad = runner.invoke(app, ["judge", "train", "-o", str(tmp_path / "j2"), "--preset", "huge", "--limit", "9"])
     assert bad.exit_code == 1 and "unknown --preset" in bad.output
+
+
+def test_evaluate_predict_compares_dynamics(tiny_pair, tmp_path):
+    model, judge = tiny_pair
+    torch.manual_seed(0)
+    det = tmp_path / "lstm-f"
+    save_model(DSAE(DSAEConfig(frame_size=64, seq_len=8, f_dim=4, z_dim=2, hidden_dim=8, feature_dim=8, conv_width=2, dynamics="lstm-f")), det)
+    args = ["evaluate", "predict", "--model", model, "--model", det, "--judge", judge, "--limit", 18, "--context", 3, "--repeats", 2, "--json", "--device", "cpu"]
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [r["dynamics"] for r in rows] == ["stochastic", "lstm-f"]
+    for r in rows:
+        assert r["context"] == 3 and r["n_test"] == 18 and r["repeats"] == 2
+        assert 0 < r["recon_mse"] < 1 and in_range(r["pred_mse"], 0, 1)
+        assert set(r["pred_acc"]) == set(HEADS) and all(in_range(v, 0, 1) for v in r["pred_acc"].values())
+    # a deterministic model's prediction does not depend on the roll-out noise
+    assert rows[1]["pred_mse"]["std"] < 1e-12
+    table = runner.invoke(app, [str(a) for a in args if a != "--json"])
+    assert table.exit_code == 0 and "| model | dynamics |" in table.stdout and "lstm-f" in table.stdout
+    bad = runner.invoke(app, ["evaluate", "predict", "--model", str(model), "--judge", str(judge), "--limit", "18", "--context", "8"])
+    assert bad.exit_code == 1 and "--context must be between 1 and 7" in bad.output

@@ -6,7 +6,7 @@ options only at module level; torch and the model load inside the bodies.
 """
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -66,6 +66,52 @@ def sprites_command(
             print(json.dumps(result))
         else:
             print(evaluation.markdown_report(result))
+
+
+@app.command("predict")
+def predict_command(
+    models: Optional[List[Path]] = typer.Option(None, "--model", "-m", help="Run folder or .safetensors bundle; repeat to compare several. Default: the embedded model.", show_default=False),
+    context: int = typer.Option(4, "--context", "-k", min=1, help="Frames given; the rest are predicted."),
+    repeats: int = typer.Option(3, "--repeats", "-r", min=1, help="Roll-outs per sequence; figures are their mean and std."),
+    judge: Optional[Path] = typer.Option(None, "--judge", "-j", help="Judge folder; default: the embedded judge.", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object per model instead of a Markdown table."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sequences per model/judge call."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the roll-outs."),
+    device: str = DeviceOption,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
+) -> None:
+    """Reconstruction and prediction on the Sprites test set, the paper's comparison of stochastic
+    and deterministic dynamics: pixel MSE of reconstructions and of frames K+1..T predicted from the
+    first K, and whether the judge still sees the same action and look in the predictions.
+
+    Example: dsae evaluate predict --model runs/dsae --model runs/lstm-f --model runs/lstm-c --context 4
+    """
+    from dsae_cli.errors import cli_errors
+
+    with cli_errors():
+        import json
+        import sys
+
+        from dsae_cli import evaluation
+        from dsae_cli.judging import load_judge, sprites_split
+        from dsae_cli.runtime import load_model_for, resolve_device, seed_everything
+
+        seed_everything(seed)
+        dev = resolve_device(device)
+        jdg = load_judge(judge, dev)
+        nets = [(str(m) if m else "embedded", load_model_for(m, "video", dev)) for m in (models or [None])]
+        print("rendering the Sprites test characters ...", file=sys.stderr)
+        data = sprites_split("test", limit)
+        rows = []
+        for name, net in nets:
+            print(f"evaluating {name} ...", file=sys.stderr)
+            r = evaluation.evaluate_prediction(net, jdg, data, context=context, repeats=repeats, batch_size=batch_size, seed=seed, device=dev)
+            rows.append((name, {"model": name, **r}))
+        if json_out:
+            for _, r in rows:
+                print(json.dumps(r))
+        else:
+            print(evaluation.prediction_report(rows))
 
 
 def _progress_bar():

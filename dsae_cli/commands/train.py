@@ -16,6 +16,7 @@ def train_command(
     modality: Optional[str] = typer.Option(None, "--modality", help="video | speech (default: speech for --data speech:DIR, else video)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder to create (checkpoints, metrics.jsonl, previews)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder where it stopped."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start the new run from this model's weights (run folder or .safetensors; fresh optimiser; only the loss weights may change)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="video: default (quality per CPU-minute) | paper (the paper's sizes) | tiny; speech: speech | tiny-speech. Default: default, or speech for speech data.", show_default=False),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps (default from the preset: 2000)."),
     minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Wall-clock budget; stops at whichever of steps/minutes comes first."),
@@ -26,6 +27,7 @@ def train_command(
     eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, help="Steps between validation passes."),
     preview_every: Optional[int] = typer.Option(None, "--preview-every", min=0, help="Steps between loss.png/preview.gif refreshes (0: off)."),
     posterior: Optional[str] = typer.Option(None, "--posterior", help="factorised: q(z_t|x_t) | full: q(z_1:T|f,x_1:T)."),
+    dynamics: Optional[str] = typer.Option(None, "--dynamics", help="stochastic (the DSAE: z_1:T with a learned prior) | lstm-f | lstm-c (the paper's deterministic baselines: one z drives an LSTM)."),
     f_dim: Optional[int] = typer.Option(None, "--f-dim", min=1, help="Size of the static latent f."),
     z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
@@ -33,6 +35,8 @@ def train_command(
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so content must come from f (a follow-up-style inductive bias; off = the paper's model)."),
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
+    cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
+    z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps). Default: constant."),
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl lines (default 10)."),
@@ -51,10 +55,14 @@ def train_command(
     with cli_errors():
         if (out is None) == (resume is None):
             raise DsaeError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR (continue a run)")
+        if init_from is not None and resume is not None:
+            raise DsaeError("--init-from starts a new run; it cannot be combined with --resume")
         if modality is not None and modality not in ("video", "speech"):
             raise DsaeError(f"unknown --modality {modality!r}; use video or speech")
         if posterior is not None and posterior not in ("factorised", "full"):
             raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
+        if dynamics is not None and dynamics not in ("stochastic", "lstm-f", "lstm-c"):
+            raise DsaeError(f"unknown --dynamics {dynamics!r}; use stochastic, lstm-f or lstm-c")
         if lr_schedule is not None and lr_schedule not in ("constant", "cosine"):
             raise DsaeError(f"unknown --lr-schedule {lr_schedule!r}; use constant or cosine")
         if precision is not None and precision not in ("auto", "fp32", "bf16"):
@@ -62,7 +70,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, decoder_film=decoder_film).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
@@ -76,7 +84,7 @@ def train_command(
         if resume is not None and model_overrides:
             raise DsaeError("model options cannot change when resuming; drop them or start a new run")
         summary = run_training(
-            data, out, resume, preset, model_overrides, train_overrides, log=_log, progress_factory=_rich_progress, modality=modality
+            data, out, resume, preset, model_overrides, train_overrides, log=_log, progress_factory=_rich_progress, modality=modality, init_from=init_from
         )
         if summary.get("rank", 0) != 0:
             return  # under torchrun only rank 0 reports

@@ -1,0 +1,112 @@
+"""Model options beyond the 2018 DSAE's default: the deterministic baselines (lstm-f, lstm-c), the
+latent cycle term and z's centred view (speech)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import moving_squares, tiny_model
+from dsae_cli.datasets import video_batch
+from models import DSAE, DSAEConfig
+
+
+@pytest.mark.parametrize("dynamics", ["lstm-f", "lstm-c"])
+def test_deterministic_baselines_have_one_z_per_sequence(dynamics):
+    m = tiny_model(dynamics=dynamics)
+    x = video_batch(moving_squares(3))
+    post = m.encode(x, sample=True)
+    # one z per sequence, repeated over time (so every caller sees (B, T, z_dim))
+    assert post.z.shape == (3, 4, 3) and torch.equal(post.z, post.z[:, :1].expand_as(post.z))
+    out = m.loss(x)
+    # the KL of z is the KL of that one z against N(0, I), not T of them
+    from models.distributions import kl_normal_standard
+
+    assert torch.allclose(out["kl_z"], kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean())
+    with pytest.raises(ValueError, match="no learned prior"):
+        m.prior_params(post.z)
+    m.eval()
+    assert m.predict(x, context=2, steps=2).shape == x.shape
+    assert m.sample_z(5).shape == (5, 4, 3)
+    # the frames still change over time: the LSTM state, not z, varies with t
+    h = m.dynamic_states(post.z)
+    assert h.shape == (3, 4, m.config.hidden_dim) and not torch.allclose(h[:, 0], h[:, 1])
+
+
+def test_lstm_f_starts_from_z_and_lstm_c_reads_it_every_step():
+    f_model, c_model = tiny_model(dynamics="lstm-f"), tiny_model(dynamics="lstm-c")
+    z = torch.randn(2, 1, 3).expand(-1, 4, -1)
+    z2 = z.clone()
+    z2[:, 1:] = 100.0  # only the first step is read: z is one latent per sequence
+    for m in (f_model, c_model):
+        assert torch.allclose(m.dynamic_states(z), m.dynamic_states(z2))
+    assert f_model.dynamics_lstm.input_size == 1 and c_model.dynamics_lstm.input_size == 3
+
+
+@pytest.mark.parametrize("dynamics", ["stochastic", "lstm-f", "lstm-c"])
+def test_every_dynamics_trains(dynamics):
+    torch.manual_seed(0)
+    m = tiny_model(dynamics=dynamics)
+    x = video_batch(moving_squares(16))
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        loss = m.loss(x)["loss"]
+        first = first if first is not None else float(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.8 * first
+
+
+def test_cycle_term_only_while_training_and_zero_weight_is_the_elbo():
+    x = video_batch(moving_squares(4))
+    plain, cyc = tiny_model(), tiny_model(cycle_weight=2.0)
+    torch.manual_seed(1)
+    a = plain.loss(x)
+    torch.manual_seed(1)
+    b = cyc.loss(x)
+    assert "cycle" not in a and float(b["cycle"]) > 0
+    # same weights, same noise: the ELBO terms agree and the loss adds exactly weight * cycle
+    assert torch.allclose(a["elbo"], b["elbo"]) and torch.allclose(b["loss"], a["loss"] + 2.0 * b["cycle"])
+    cyc.eval()
+    assert "cycle" not in cyc.loss(x)  # validation scores the ELBO alone
+    # gradients of the cycle term reach the decoder and both encoders
+    cyc.train()
+    cyc.zero_grad()
+    cyc.cycle_loss(cyc.encode(x, sample=True)).backward()
+    for part in (cyc.frame_decoder, cyc.frame_encoder, cyc.static_head, cyc.dynamic_head):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_cycle_term_is_small_when_decode_and_encode_agree():
+    """The cycle loss measures re-encoding error in posterior standard deviations: an encoder that
+    reads back exactly the latents the decoder was given scores zero."""
+    m = tiny_model(cycle_weight=1.0)
+    post = m.encode(video_batch(moving_squares(4)), sample=True)
+    m.decode = lambda f, z: torch.cat([f, z.flatten(1)], 1)  # stand-ins that make the cycle exact
+    m.frame_features = lambda x: x
+    m.encode_static = lambda feats: (feats[:, : post.f.shape[1]], None)
+    m.dynamic_features = lambda x, feats: x[:, post.f.shape[1] :].view(post.z.shape)
+    m.encode_dynamic = lambda feats, f: (feats, None)
+    # the prior half's f cannot be read back exactly in general, but here it is: zero loss
+    assert float(m.cycle_loss(post)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_centred_view_hides_the_mean_spectrum_from_z():
+    cfg = DSAEConfig(modality="speech", n_bins=11, seq_len=5, likelihood="gaussian", f_dim=4, z_dim=3, hidden_dim=8, feature_dim=8, z_centred=True)
+    torch.manual_seed(0)
+    m = DSAE(cfg)
+    m.eval()
+    x = torch.randn(2, 5, 11)
+    envelope = torch.randn(2, 1, 11)  # a different voice colour: one offset per bin for the whole segment
+    za, zb = m.encode(x).z_mean, m.encode(x + envelope).z_mean
+    # the factorised q(z_t | x_t) sees centred frames only: z does not move; f does
+    assert cfg.posterior == "full"
+    m2 = DSAE(DSAEConfig(**{**cfg.to_dict(), "posterior": "factorised"}))
+    m2.eval()
+    assert torch.allclose(m2.encode(x).z_mean, m2.encode(x + envelope).z_mean, atol=1e-5)
+    assert not torch.allclose(m2.encode(x).f_mean, m2.encode(x + envelope).f_mean)
+    assert za.shape == zb.shape == (2, 5, 3)
+    with pytest.raises(ValueError, match="speech"):
+        DSAEConfig(z_centred=True) and DSAE(DSAEConfig(z_centred=True))
