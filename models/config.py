@@ -77,6 +77,10 @@ class DSAEConfig:
             raise ValueError("likelihood_scale must be positive")
         if self.beta_f < 0 or self.beta_z < 0:
             raise ValueError("beta_f and beta_z must not be negative")
+        if self.z_centred and self.modality != "speech":
+            raise ValueError("z_centred applies to speech models only")
+        if (self.z_colour_blind or self.z_input_size) and self.modality != "video":
+            raise ValueError("z_colour_blind and z_input_size apply to video models only")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
 

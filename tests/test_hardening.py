@@ -178,6 +178,12 @@ BAD_CASES = [
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--precision", "fp8"), "unknown --precision"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--precision", "bf16", "--device", "cpu"), "needs --device cuda"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--posterior", "psychic"), "unknown --posterior"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--dynamics", "lstm-x"), "unknown --dynamics"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/missing"), "not found"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/a.gif"), "not a readable safetensors"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z and --cycle-weight"),
+    (("train", "--resume", "{m}", "--init-from", "{m}"), "cannot be combined with --resume"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--centred-z"), "z_centred applies to speech"),
     # outputs
     (("reconstruct", "{b}/a.gif", "-o", "{b}/no/such/folder/r.gif"), "does not exist"),
     (("reconstruct", "{b}/a.gif", "-o", "{b}/a.gif"), "also an input"),

@@ -109,4 +109,4 @@ def test_centred_view_hides_the_mean_spectrum_from_z():
     assert not torch.allclose(m2.encode(x).f_mean, m2.encode(x + envelope).f_mean)
     assert za.shape == zb.shape == (2, 5, 3)
     with pytest.raises(ValueError, match="speech"):
-        DSAEConfig(z_centred=True) and DSAE(DSAEConfig(z_centred=True))
+        DSAEConfig(z_centred=True)
