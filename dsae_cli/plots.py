@@ -66,7 +66,7 @@ def line_chart(series: dict[str, tuple[list, list]], title: str, log_y: bool = T
 def plot_loss_curves(path: Path, history: list[dict]) -> None:
     """loss.png of a run: training loss terms and validation loss against step (log scale)."""
     series = {}
-    for key in ("loss", "recon", "kl_f", "kl_z", "val_loss"):
+    for key in ("loss", "recon", "kl_f", "kl_z", "cycle", "val_loss"):
         rows = [(r["step"], r[key]) for r in history if key in r and r[key] is not None and not math.isnan(r[key])]
         if rows:
             series[key] = ([a for a, _ in rows], [b for _, b in rows])

@@ -16,6 +16,10 @@ ELBO (Li & Mandt 2018, eq. 8), one sample of f and z_1:T from q:
 The prior in the last term is evaluated on the *posterior's own* z_<t (teacher forcing, one
 batched LSTM call). Rolling the prior out on its own samples during training, as several public
 implementations do, optimises a different objective; here roll-out is only used to generate.
+
+Options beyond that model (each off by default): the paper's deterministic baselines
+(``dynamics="lstm-f"`` / ``"lstm-c"``: one z ~ N(0, I) per sequence drives an LSTM the decoder
+reads), and a latent cycle term added to the ELBO (``cycle_weight``, :meth:`DSAE.cycle_loss`).
 """
 
 from __future__ import annotations
@@ -70,15 +74,12 @@ class DSAE(nn.Module):
         self.deterministic = cfg.dynamics != "stochastic"
         # the decoder reads z_t (stochastic) or the deterministic LSTM's state h_t (lstm-f, lstm-c)
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg, H if self.deterministic else None)
+        # z gets a frame encoder of its own that sees less than f's does (see the config; the config
+        # refuses a view of the other modality)
         if cfg.z_colour_blind or cfg.z_input_size:
-            # z gets a frame encoder of its own that sees less than f's does (see the config)
-            if cfg.modality != "video":
-                raise ValueError("z_colour_blind and z_input_size apply to video models only")
             size = cfg.z_input_size or cfg.frame_size
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.conv_width, cfg.feature_dim)
         if cfg.z_centred:
-            if cfg.modality != "speech":
-                raise ValueError("z_centred applies to speech models only")
             self.dynamic_frame_encoder = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
