@@ -18,9 +18,11 @@ for n in "${names[@]}"; do
   [ -f "$RUNS/cmp-$n/model.safetensors" ] || dsae train "${common[@]}" --out "$RUNS/cmp-$n" ${opts[$n]} > "$RUNS/cmp-$n.log" 2>&1
   models+=(--model "$RUNS/cmp-$n")
 done
+# 3 repeats with fresh prior samples; 1 for the paper preset, whose decoder costs ~10x (CPU time)
 for n in "${names[@]}"; do
-  dsae evaluate sprites --model "$RUNS/cmp-$n" --json > "$RUNS/cmp-$n.eval.json" 2> "$RUNS/cmp-$n.eval.log"
+  r=3; [ "$n" = paper ] && r=1
+  dsae evaluate sprites --model "$RUNS/cmp-$n" --repeats "$r" --json > "$RUNS/cmp-$n.eval.json" 2> "$RUNS/cmp-$n.eval.log"
 done
-dsae evaluate predict "${models[@]}" --context 4 --json > "$RUNS/cmp-predict.json" 2> "$RUNS/cmp-predict.log"
+dsae evaluate predict "${models[@]}" --context 4 --repeats 1 --json > "$RUNS/cmp-predict.json" 2> "$RUNS/cmp-predict.log"
 python -c "import json, sys; from dsae_cli.evaluation import prediction_report; rows = [json.loads(l) for l in open(sys.argv[1])]; print(prediction_report([(r['model'], r) for r in rows]))" "$RUNS/cmp-predict.json" > "$RUNS/cmp-predict.md"
 echo "done: $RUNS/cmp-*.eval.json, $RUNS/cmp-predict.md"
