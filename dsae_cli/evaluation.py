@@ -223,6 +223,16 @@ def _check_pair(model, judge, data) -> None:
         raise DsaeError(f"the judge reads {jc.frame_size}x{jc.frame_size} frames but Sprites frames are {shape[1]}x{shape[0]}; pass a Sprites judge")
 
 
+def _prepare(model, judge, data, repeats: int) -> dict[str, np.ndarray]:
+    """Check the arguments of an evaluation, put both networks in eval mode, return the labels."""
+    if repeats < 1:
+        raise DsaeError("--repeats must be at least 1")
+    _check_pair(model, judge, data)
+    model.eval()
+    judge.eval()
+    return {k: np.asarray(data.labels[k]) for k in HEADS}
+
+
 def _append(store: dict, probs: dict) -> None:
     for k, v in probs.items():
         store.setdefault(k, []).append(v.float().cpu().numpy())
@@ -243,13 +253,8 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
 
     from dsae_cli.datasets import video_batch
 
-    if repeats < 1:
-        raise DsaeError("--repeats must be at least 1")
-    _check_pair(model, judge, data)
+    labels = _prepare(model, judge, data, repeats)
     start = time.perf_counter()
-    model.eval()
-    judge.eval()
-    labels = {k: np.asarray(data.labels[k]) for k in HEADS}
     n, T = len(data), data.x.shape[1]
     batches = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     total, done = len(batches) * (2 + repeats), 0
@@ -512,13 +517,8 @@ def evaluate_prediction(model, judge, data, context: int = 4, repeats: int = 3, 
     T = data.x.shape[1]
     if not 1 <= context < T:
         raise DsaeError(f"--context must be between 1 and {T - 1} for {T}-frame sequences, not {context}")
-    if repeats < 1:
-        raise DsaeError("--repeats must be at least 1")
-    _check_pair(model, judge, data)
+    labels = _prepare(model, judge, data, repeats)
     start = time.perf_counter()
-    model.eval()
-    judge.eval()
-    labels = {k: np.asarray(data.labels[k]) for k in HEADS}
     n = len(data)
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
