@@ -51,6 +51,8 @@ class DSAEConfig:
     #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
     #   pose survives, the fine shapes that identify a character do not; 0 = full frames
+    z_silhouette: bool = False  # video: z's own frame encoder sees only the figure's silhouette (where a frame
+    #   is not background; soft for decoded frames), so no colour or inner detail of a character reaches z
     z_centred: bool = False  # speech: z's own frame encoder sees each frame minus the segment's mean frame;
     #   the mean log-spectrum (the spectral envelope, much of what identifies a voice) reaches only f
     cycle_weight: float = 0.0  # weight of the latent cycle term (not in the paper; 0 = the paper's ELBO):
@@ -79,8 +81,10 @@ class DSAEConfig:
             raise ValueError("beta_f and beta_z must not be negative")
         if self.z_centred and self.modality != "speech":
             raise ValueError("z_centred applies to speech models only")
-        if (self.z_colour_blind or self.z_input_size) and self.modality != "video":
-            raise ValueError("z_colour_blind and z_input_size apply to video models only")
+        if (self.z_colour_blind or self.z_input_size or self.z_silhouette) and self.modality != "video":
+            raise ValueError("z_colour_blind, z_silhouette and z_input_size apply to video models only")
+        if self.z_colour_blind and self.z_silhouette:
+            raise ValueError("choose one view for z's encoder: z_colour_blind or z_silhouette")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
 

@@ -76,7 +76,7 @@ class DSAE(nn.Module):
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg, H if self.deterministic else None)
         # z gets a frame encoder of its own that sees less than f's does (see the config; the config
         # refuses a view of the other modality)
-        if cfg.z_colour_blind or cfg.z_input_size:
+        if cfg.z_colour_blind or cfg.z_input_size or cfg.z_silhouette:
             size = cfg.z_input_size or cfg.frame_size
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.conv_width, cfg.feature_dim)
         if cfg.z_centred:
@@ -146,6 +146,16 @@ class DSAE(nn.Module):
         grey = torch.einsum("btchw,bc->bthw", x, w).unsqueeze(2)
         return grey.expand(-1, -1, C, -1, -1)
 
+    #: a pixel whose brightest channel reaches this is part of the figure (Sprites' background is 0)
+    SILHOUETTE_LEVEL = 0.05
+
+    def silhouette(self, x: torch.Tensor) -> torch.Tensor:
+        """Where a frame is not background, in [0, 1], for z's encoder: the brightest channel scaled so
+        that any figure pixel is 1 (exact 0 / 1 on real frames, soft and differentiable on decoded ones).
+        Same shape as x (the mask repeated over the channels)."""
+        mask = (x.amax(dim=2, keepdim=True) / self.SILHOUETTE_LEVEL).clamp(max=1.0)
+        return mask.expand_as(x)
+
     def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """Per-frame features for q(z): the shared ones, or z's own encoder on reduced frames."""
         cfg = self.config
@@ -153,9 +163,12 @@ class DSAE(nn.Module):
             B, T = x.shape[:2]
             centred = x - x.mean(dim=1, keepdim=True)
             return self.dynamic_frame_encoder(centred.reshape(B * T, -1)).view(B, T, -1)
-        if not (cfg.z_colour_blind or cfg.z_input_size):
+        if not (cfg.z_colour_blind or cfg.z_input_size or cfg.z_silhouette):
             return feats
-        g = self.colour_blind(x) if cfg.z_colour_blind else x
+        if cfg.z_silhouette:
+            g = self.silhouette(x)
+        else:
+            g = self.colour_blind(x) if cfg.z_colour_blind else x
         B, T = g.shape[:2]
         g = g.reshape(B * T, *g.shape[2:])
         if cfg.z_input_size and cfg.z_input_size < cfg.frame_size:

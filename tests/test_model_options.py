@@ -110,3 +110,30 @@ def test_centred_view_hides_the_mean_spectrum_from_z():
     assert za.shape == zb.shape == (2, 5, 3)
     with pytest.raises(ValueError, match="speech"):
         DSAEConfig(z_centred=True)
+
+
+def test_silhouette_view_hides_colours_and_inner_detail_from_z():
+    """With z_silhouette, z's encoder sees only where the figure is: recolouring a figure, or
+    drawing detail inside it, leaves the factorised q(z_t | x_t) unchanged; moving it does not."""
+    m = tiny_model(z_silhouette=True, posterior="factorised")
+    m.eval()
+    frames = moving_squares(2)
+    x = video_batch(frames)
+    recoloured = frames.copy()
+    figure = recoloured.max(axis=-1) > 0
+    recoloured[figure] = (recoloured[figure] // 3 + 40).astype("uint8")  # another colour, still non-background
+    assert m.config.posterior == "factorised"
+    assert torch.allclose(m.encode(x).z_mean, m.encode(video_batch(recoloured)).z_mean, atol=1e-6)
+    assert not torch.allclose(m.encode(x).f_mean, m.encode(video_batch(recoloured)).f_mean)
+    moved = torch.roll(x, shifts=3, dims=-1)
+    assert not torch.allclose(m.encode(x).z_mean, m.encode(moved).z_mean)
+    # decoded frames get a soft, differentiable mask in [0, 1]
+    x_hat = torch.rand(2, 4, 3, 16, 16, requires_grad=True)
+    mask = m.silhouette(x_hat)
+    assert mask.shape == x_hat.shape and float(mask.min()) >= 0 and float(mask.max()) <= 1
+    mask.sum().backward()
+    assert x_hat.grad is not None
+    with pytest.raises(ValueError, match="one view"):
+        DSAEConfig(z_silhouette=True, z_colour_blind=True)
+    with pytest.raises(ValueError, match="video"):
+        DSAEConfig(modality="speech", likelihood="gaussian", z_silhouette=True)

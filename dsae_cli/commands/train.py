@@ -34,6 +34,7 @@ def train_command(
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so content must come from f (a follow-up-style inductive bias; off = the paper's model)."),
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
+    z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f; replaces --colour-blind-z."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
@@ -70,7 +71,9 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        if z_silhouette and colour_blind_z is None:
+            colour_blind_z = False  # the silhouette replaces the default preset's grey view
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
