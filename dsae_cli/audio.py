@@ -163,6 +163,7 @@ def read_audio(path: str | Path, cfg: SpectrogramConfig | None = None) -> np.nda
         raise DsaeError(f"{path} is a folder; give a WAV or FLAC recording")
     if path.stat().st_size == 0:
         raise DsaeError(f"{path} is empty (0 bytes); give a WAV or FLAC recording")
+    _check_wav_complete(path)
     try:
         with sf.SoundFile(str(path)) as fh:
             audio, peak = _read_mono(fh, cfg.sample_rate, path)
@@ -182,6 +183,47 @@ def read_audio(path: str | Path, cfg: SpectrogramConfig | None = None) -> np.nda
             "segment the model works on; give a longer recording"
         )
     return audio
+
+
+#: data-chunk sizes that streaming writers leave as placeholders (the length was unknown when written)
+_WAV_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+
+def wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """For a RIFF/WAVE file whose data chunk is cut short (a copy or download that stopped), the
+    (promised, present) byte counts of its audio data; None for complete files, placeholder sizes
+    and anything that is not RIFF/WAVE (libsndfile reads a cut file without complaint, so this is
+    checked here)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                chunk = fh.read(8)
+                cid, clen = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"data":
+                    present = size - (pos + 8)
+                    if clen in _WAV_PLACEHOLDER_SIZES or clen <= present:
+                        return None
+                    return clen, present
+                pos += 8 + clen + (clen & 1)  # chunks are padded to even sizes
+    except OSError:
+        return None
+    return None
+
+
+def _check_wav_complete(path: Path) -> None:
+    short = wav_shortfall(path)
+    if short is not None:
+        promised, present = short
+        raise DsaeError(
+            f"{path} is cut short: its header promises {promised:,} bytes of audio but the file holds "
+            f"{present:,}; copy or export it again"
+        )
 
 
 def _read_mono(fh, rate: int, path: Path) -> tuple[np.ndarray, float]:

@@ -597,6 +597,7 @@ def speech(tmp_path_factory) -> tuple[Path, Path]:
     (d / "tgt.wav").write_bytes((corpus / "spk1" / "u1.wav").read_bytes())
     (d / "empty.wav").write_bytes(b"")
     (d / "header_only.wav").write_bytes(good[:30])
+    (d / "cut.wav").write_bytes(good[: len(good) // 2])  # a copy that stopped half way
     (d / "text.wav").write_text("not audio\n")
     from PIL import Image
 
@@ -614,6 +615,8 @@ SPEECH_CASES = [
     (("{d}/empty.wav", "--to", "{d}/tgt.wav"), "empty"),
     (("{d}/header_only.wav", "--to", "{d}/tgt.wav"), "not a readable audio file"),
     (("{d}/text.wav", "--to", "{d}/tgt.wav"), "not a readable audio file"),
+    (("{d}/cut.wav", "--to", "{d}/tgt.wav"), "is cut short"),
+    (("{d}/src.wav", "--to", "{d}/cut.wav"), "is cut short"),
     (("{d}/picture.wav", "--to", "{d}/tgt.wav"), "not a readable audio file"),
     (("{d}/short.wav", "--to", "{d}/tgt.wav"), "shorter than one"),
     (("{d}/src.wav", "--to", "{d}/short.wav"), "shorter than one"),

@@ -127,6 +127,34 @@ def test_bad_audio_files_raise_one_line_errors(tmp_path):
         assert words in str(err.value) and "\n" not in str(err.value), (path, err.value)
 
 
+def test_cut_wav_is_refused_but_placeholder_sizes_and_extra_chunks_are_read(tmp_path):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, sine(300.0, 1.0), SR)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) - 4000])
+    assert A.wav_shortfall(whole) is None
+    promised, present = A.wav_shortfall(cut)
+    assert promised - present == 4000
+    with pytest.raises(DsaeError, match="is cut short"):
+        A.read_audio(cut)
+    # a streaming writer's placeholder data size (length unknown when written) is not a cut file
+    at = data.index(b"data") + 4
+    stream = tmp_path / "stream.wav"
+    stream.write_bytes(data[:at] + (0xFFFFFFFF).to_bytes(4, "little") + data[at + 4 :])
+    assert A.wav_shortfall(stream) is None
+    # an odd-sized chunk before the data (padded to even) is walked over
+    fmt_end = data.index(b"data")
+    extra = b"LIST" + (3).to_bytes(4, "little") + b"abc\0"
+    padded = tmp_path / "padded.wav"
+    padded.write_bytes(data[:4] + (len(data) - 8 + len(extra)).to_bytes(4, "little") + data[8:fmt_end] + extra + data[fmt_end:])
+    assert A.wav_shortfall(padded) is None and len(A.read_audio(padded)) == SR
+    padded_cut = tmp_path / "padded_cut.wav"
+    padded_cut.write_bytes(padded.read_bytes()[:-100])
+    assert A.wav_shortfall(padded_cut)[0] - A.wav_shortfall(padded_cut)[1] == 100
+    assert A.wav_shortfall(tmp_path / "missing.wav") is None
+
+
 # ------------------------------------------------------------------------------------------ features
 
 
