@@ -38,7 +38,7 @@ def matmul_peak(n: int = 2048, reps: int = 10) -> float:
 
 
 def train_step(model, opt, x):
-    out = model.loss(x)
+    out = model(x)  # forward() is the loss, so a compiled model runs compiled
     opt.zero_grad(set_to_none=True)
     out["loss"].backward()
     opt.step()
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=12, help="timed steps (after 3 warm-up steps)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--compile", action="store_true", help="time torch.compile'd steps (as dsae train --compile; FLOPs counted eagerly)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
     if args.threads:
@@ -74,12 +75,13 @@ def main() -> None:
     opt.zero_grad(set_to_none=True)
     flops_per_seq = counter.get_total_flops() / args.batch_size
 
+    step_model = torch.compile(model) if args.compile else model
     for i in range(3):
-        train_step(model, opt, batch(i))
+        train_step(step_model, opt, batch(i))
     times = []
     for i in range(args.steps):
         t = time.perf_counter()
-        train_step(model, opt, batch(i))  # the uint8 -> float conversion is part of a real step
+        train_step(step_model, opt, batch(i))  # the uint8 -> float conversion is part of a real step
         times.append(time.perf_counter() - t)
     step_s = statistics.median(times)
     seq_per_s = args.batch_size / step_s
@@ -88,6 +90,7 @@ def main() -> None:
         "preset": args.preset,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
+        "compiled": args.compile,
         "seq_per_s": round(seq_per_s, 2),
         "flops_per_seq": int(flops_per_seq),
         "matmul_peak_gflops": round(peak / 1e9, 1),
