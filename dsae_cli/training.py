@@ -582,7 +582,9 @@ def run_training(
             init_model = load_model(init_from)
             base = init_model.config.to_dict()
         else:
-            base = PRESETS.get(preset, {})
+            base = dict(PRESETS.get(preset, {}))
+            if model_overrides.get("z_silhouette") and "z_colour_blind" not in model_overrides:
+                base["z_colour_blind"] = False  # the silhouette replaces the preset's grey view
         try:
             model_cfg = DSAEConfig(**{**base, **model_overrides})
         except ValueError as err:

@@ -81,12 +81,17 @@ class DSAEConfig:
             raise ValueError("beta_f and beta_z must not be negative")
         if self.z_centred and self.modality != "speech":
             raise ValueError("z_centred applies to speech models only")
-        if (self.z_colour_blind or self.z_input_size or self.z_silhouette) and self.modality != "video":
+        if self.z_reduced_view and self.modality != "video":
             raise ValueError("z_colour_blind, z_silhouette and z_input_size apply to video models only")
         if self.z_colour_blind and self.z_silhouette:
             raise ValueError("choose one view for z's encoder: z_colour_blind or z_silhouette")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
+
+    @property
+    def z_reduced_view(self) -> bool:
+        """Whether z's conv frame encoder is its own, on a reduced view of the frames (video)."""
+        return bool(self.z_colour_blind or self.z_input_size or self.z_silhouette)
 
     @property
     def frame_shape(self) -> tuple[int, ...]:
@@ -122,8 +127,8 @@ PRESETS: dict[str, dict] = {
     # by 4 (beta_z, not the paper's ELBO) moved speaker information from z into f (lower EER for
     # mu_f, higher for mu_z) at a small cost in reconstruction; 8 (25-minute runs) took z's speaker
     # EER on unseen speakers from 19% to 35% (LibriSpeech test-other), and halving the KL weight of f
-    # (beta_f 0.5) then took f's EER from 6.4% to 3.9% there (10.3% to 7.8% on TIMIT); 128 hidden units train ~4x more
-    # steps per CPU-minute than 256 and did as well in that budget
+    # (beta_f 0.5) then took f's EER from 6.4% to 3.9% there (10.3% to 7.8% on TIMIT); 128 hidden
+    # units train ~4x more steps per CPU-minute than 256 and did as well in that budget
     "speech": dict(
         modality="speech", n_bins=201, seq_len=20, likelihood="gaussian", likelihood_scale=0.5,
         f_dim=64, z_dim=16, hidden_dim=128, feature_dim=128, posterior="full", beta_f=0.5, beta_z=8.0,

@@ -76,7 +76,7 @@ class DSAE(nn.Module):
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg, H if self.deterministic else None)
         # z gets a frame encoder of its own that sees less than f's does (see the config; the config
         # refuses a view of the other modality)
-        if cfg.z_colour_blind or cfg.z_input_size or cfg.z_silhouette:
+        if cfg.z_reduced_view:
             size = cfg.z_input_size or cfg.frame_size
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.conv_width, cfg.feature_dim)
         if cfg.z_centred:
@@ -150,9 +150,9 @@ class DSAE(nn.Module):
     SILHOUETTE_LEVEL = 0.05
 
     def silhouette(self, x: torch.Tensor) -> torch.Tensor:
-        """Where a frame is not background, in [0, 1], for z's encoder: the brightest channel scaled so
-        that any figure pixel is 1 (exact 0 / 1 on real frames, soft and differentiable on decoded ones).
-        Same shape as x (the mask repeated over the channels)."""
+        """Where a frame is not background, in [0, 1], for z's encoder: the brightest channel divided by
+        SILHOUETTE_LEVEL and capped at 1 (0 on the background, 1 on all but the darkest figure pixels;
+        soft and differentiable on decoded frames). Same shape as x (the mask repeated over the channels)."""
         mask = (x.amax(dim=2, keepdim=True) / self.SILHOUETTE_LEVEL).clamp(max=1.0)
         return mask.expand_as(x)
 
@@ -163,7 +163,7 @@ class DSAE(nn.Module):
             B, T = x.shape[:2]
             centred = x - x.mean(dim=1, keepdim=True)
             return self.dynamic_frame_encoder(centred.reshape(B * T, -1)).view(B, T, -1)
-        if not (cfg.z_colour_blind or cfg.z_input_size or cfg.z_silhouette):
+        if not cfg.z_reduced_view:
             return feats
         if cfg.z_silhouette:
             g = self.silhouette(x)

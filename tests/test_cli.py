@@ -209,3 +209,16 @@ def test_embedded_swap_keeps_content_of_a_and_motion_of_b(sprite_gifs, tmp_path)
     assert np.linalg.norm(lo["f_mean"] - la["f_mean"]) < np.linalg.norm(lo["f_mean"] - lb["f_mean"])
     assert np.linalg.norm(lo["z_mean"] - lb["z_mean"]) < np.linalg.norm(lo["z_mean"] - la["z_mean"])
     del torch
+
+
+def test_silhouette_option_replaces_the_presets_grey_view(sprite_gifs, tmp_path):
+    from dsae_cli.checkpoint import load_model
+
+    run = tmp_path / "sil"
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--silhouette-z", "--steps", 1,
+                    "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = load_model(run).config
+    assert cfg.z_silhouette and not cfg.z_colour_blind and cfg.z_input_size == 16  # the default preset's size kept
+    both = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "both", "--silhouette-z", "--colour-blind-z", "--steps", 1)
+    assert both.exit_code == 1 and "choose one view" in both.output and not (tmp_path / "both" / "state.pt").exists()

@@ -71,8 +71,6 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        if z_silhouette and colour_blind_z is None:
-            colour_blind_z = False  # the silhouette replaces the default preset's grey view
         model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
