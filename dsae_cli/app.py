@@ -13,7 +13,7 @@ import typer
 from dsae_cli import __version__, errors
 from dsae_cli.commands import convert_voice, data, encode, generate, judge, predict, reconstruct, swap, train
 from dsae_cli.commands import evaluate, evaluate_speech
-from dsae_cli.commands import export
+from dsae_cli.commands import export, fit_prior
 
 app = typer.Typer(
     name="dsae",
@@ -50,6 +50,7 @@ app.command("reconstruct")(reconstruct.reconstruct_command)
 app.command("predict")(predict.predict_command)
 app.command("convert-voice")(convert_voice.convert_voice_command)
 app.command("export")(export.export_command)
+app.command("fit-prior")(fit_prior.fit_prior_command)
 app.add_typer(data.app, name="data")
 evaluate.app.command("speech")(evaluate_speech.evaluate_speech_command)
 app.add_typer(evaluate.app, name="evaluate")

@@ -320,6 +320,7 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
         "recon_acc": {h: mean_std([accuracy(p_recon[h], labels[h])]) for h in HEADS},
         "model_id": getattr(model, "model_id", None),
         "judge_id": getattr(judge, "judge_id", None),
+        "f_prior": model.config.f_prior,
         "repeats": int(repeats),
         "n_test": int(n),
         "seed": int(seed),
@@ -346,7 +347,8 @@ def markdown_report(r: dict) -> str:
         "## Sprites evaluation",
         "",
         f"model `{r['model_id']}`, judge `{r['judge_id']}`; {r['n_test']} test sequences, "
-        f"{r['repeats']} repeats with fresh prior samples (mean ± std); {r['elapsed_s']:.0f} s",
+        f"{r['repeats']} repeats with fresh prior samples (mean ± std); {r['elapsed_s']:.0f} s; "
+        f"p(f): {'N(0, I)' if r.get('f_prior', 'standard') == 'standard' else 'fitted Gaussian'}",
         "",
         "### Action test (S3VAE / C-DSVAE protocol: z_1:T kept, f ~ p(f))",
         "",

@@ -123,15 +123,15 @@ def generate(model, fix: str, n: int, f=None, z=None, seed: int = 0, device: str
     T = model.config.seq_len
     with torch.no_grad():
         if fix == "content":
-            f1 = torch.as_tensor(f, dtype=torch.float32)[None] if f is not None else torch.randn(1, model.config.f_dim, generator=g)
+            f1 = torch.as_tensor(f, dtype=torch.float32)[None] if f is not None else model.sample_f(1, generator=g).cpu()
             fs = f1.expand(n, -1)
             zs = _sample_z(model, n, T, g)
         elif fix == "motion":
             z1 = torch.as_tensor(z, dtype=torch.float32)[None] if z is not None else _sample_z(model, 1, T, g)
             zs = z1.expand(n, -1, -1)
-            fs = torch.randn(n, model.config.f_dim, generator=g)  # p(f) = N(0, I)
+            fs = model.sample_f(n, generator=g).cpu()  # p(f): N(0, I), or the fitted Gaussian
         elif fix == "none":
-            fs = torch.randn(n, model.config.f_dim, generator=g)
+            fs = model.sample_f(n, generator=g).cpu()
             zs = _sample_z(model, n, T, g)
         else:
             raise DsaeError(f"unknown --fix {fix!r}; use content, motion or none")

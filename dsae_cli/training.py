@@ -53,6 +53,8 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant", or "cosine": the learning rate anneals to 0 over `steps`
     precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16"
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
+    fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
+    #   the training sequences (DSAE.fit_f_prior: the ELBO's M-step for p(f)'s mean and covariance)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -483,6 +485,59 @@ def check_run_folder(run_dir: Path) -> None:
             raise DsaeError(f"{run_dir}/{name} is missing or damaged, so the run cannot be resumed; start a new run with --out")
 
 
+#: at most this many training sequences (evenly spaced) are encoded to fit p(f)
+FIT_PRIOR_MAX = 20000
+
+
+def fit_f_prior(model, data: SequenceData, batch_size: int = 256, device: str = "cpu") -> int:
+    """Fit ``model``'s p(f) to the aggregate posterior of q(f | x) over ``data`` (posterior means and
+    variances, eval mode; at most FIT_PRIOR_MAX evenly spaced sequences). Returns how many it used."""
+    idx = np.linspace(0, len(data) - 1, min(len(data), FIT_PRIOR_MAX)).round().astype(int) if len(data) else np.zeros(0, int)
+    if len(idx) < 2:
+        raise DsaeError("fitting p(f) needs at least 2 training sequences")
+    model.eval()
+    means, logvars = [], []
+    with torch.no_grad():
+        for i in range(0, len(idx), batch_size):
+            xs = data.x[idx[i : i + batch_size]]
+            x = video_batch(xs, device) if data.modality == "video" else torch.from_numpy(np.ascontiguousarray(xs)).to(device)
+            post = model.encode(x)
+            means.append(post.f_mean)
+            logvars.append(post.f_logvar)
+    model.fit_f_prior(torch.cat(means), torch.cat(logvars))
+    return len(idx)
+
+
+def training_subset(data_spec: str, model, val_fraction: float = 0.05, seed: int = 0) -> SequenceData:
+    """The training split (validation share held out, as ``dsae train`` does with its defaults) of
+    ``data_spec`` in the form ``model`` reads it (speech: the checkpoint's own normalisation)."""
+    from dsae_cli.datasets import load_training_data, validation_split
+    from dsae_cli.speech_data import parse_speech_spec, prepare_speech_training
+
+    cfg = model.config
+    folder, modality = parse_speech_spec(data_spec, None)
+    if (modality or "video") != cfg.modality:
+        raise DsaeError(f"the model is a {cfg.modality} model but --data {data_spec} is {modality or 'video'} data; pass the data it was trained on")
+    if cfg.modality == "speech":
+        meta = getattr(model, "checkpoint_meta", None)
+        train, _, _, _ = prepare_speech_training(folder, cfg, val_fraction, seed, meta)
+        return train
+    data = load_training_data(data_spec, cfg.seq_len, cfg.frame_size)
+    train_idx, _ = validation_split(data, val_fraction, seed=seed)
+    return data.subset(train_idx)
+
+
+def refit_saved_f_prior(src: Path, data: SequenceData, dst: Path | None = None, device: str = "cpu") -> int:
+    """Load a saved model, fit its p(f) on ``data`` and save it (to ``dst``, default in place, atomically),
+    keeping the checkpoint's metadata. Returns the number of sequences used."""
+    model = load_model(src, device=device)
+    n = fit_f_prior(model, data, device=device)
+    keep = {k: v for k, v in model.checkpoint_meta.items() if k not in ("format", "format_version", "library_version", "class", "modality", "config")}
+    keep["f_prior_fit"] = {"sequences": n, "source": data.source}
+    save_model(model.cpu(), dst or src, extra=keep)
+    return n
+
+
 def resume_trainer(
     run_dir: Path, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, log=None,
     dist: distributed.DistInfo = distributed.SINGLE,
@@ -491,9 +546,14 @@ def resume_trainer(
     if not (run_dir / "state.pt").is_file():
         raise DsaeError(f"{run_dir} has no state.pt to resume from; start a new run with `dsae train --out DIR`")
     model = load_model(run_dir, device="cpu")  # the Trainer moves it to this process's device
-    trainer = Trainer(model, data, val, cfg, run_dir, log, dist)
     try:
         state = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
+    if model.config.f_prior == "fitted" and "f_prior_loc" not in state.get("model", {}):
+        model.use_standard_f_prior()  # p(f) was fitted after the run stopped; training goes on with its own prior
+    trainer = Trainer(model, data, val, cfg, run_dir, log, dist)
+    try:
         trainer.load_state_dict(state)
     except Exception as err:
         raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
@@ -651,6 +711,13 @@ def run_training(
                 summary = trainer.fit(callback)
     finally:
         distributed.shutdown(dist)
+    if cfg.fit_f_prior and dist.is_main:
+        fitted = [folder for folder in (run_dir, run_dir / "best") if (folder / "model.safetensors").is_file()]
+        if fitted:
+            log("fitting p(f) to the training sequences' posterior (final and best models; --no-fit-prior keeps N(0, I)) ...")
+        for folder in fitted:
+            n = refit_saved_f_prior(folder, train_data, device=cfg.device)
+            log(f"p(f) of {folder}: fitted on {n} training sequences")
     summary["run_dir"] = str(run_dir)
     summary["rank"] = dist.rank  # callers print the summary on rank 0 only
     return summary

@@ -22,6 +22,7 @@ def config_from_dict(cls, d: dict, what: str = "config fields"):
 POSTERIORS = ("factorised", "full")
 DYNAMICS = ("stochastic", "lstm-f", "lstm-c")
 LIKELIHOODS = ("bernoulli", "gaussian")
+F_PRIORS = ("standard", "fitted")
 
 
 @dataclass
@@ -55,6 +56,9 @@ class DSAEConfig:
     #   is not background; soft for decoded frames), so no colour or inner detail of a character reaches z
     z_centred: bool = False  # speech: z's own frame encoder sees each frame minus the segment's mean frame;
     #   the mean log-spectrum (the spectral envelope, much of what identifies a voice) reaches only f
+    f_prior: str = "standard"  # p(f): "standard" = N(0, I) (the paper); "fitted" = N(m, S), a full-covariance
+    #   Gaussian fitted after training to the aggregate posterior of f over the training sequences (the
+    #   ELBO's best Gaussian p(f) for the trained encoder), so f ~ p(f) lands where the decoder was trained
     cycle_weight: float = 0.0  # weight of the latent cycle term (not in the paper; 0 = the paper's ELBO):
     #   decode another sequence's f (or an f ~ p(f)) with this sequence's z_1:T, encode the result again,
     #   and score how far the new posterior means land from the latents that made it (see DSAE.cycle_loss)
@@ -66,6 +70,8 @@ class DSAEConfig:
             raise ValueError(f"posterior must be one of {POSTERIORS}, not {self.posterior!r}")
         if self.dynamics not in DYNAMICS:
             raise ValueError(f"dynamics must be one of {DYNAMICS}, not {self.dynamics!r}")
+        if self.f_prior not in F_PRIORS:
+            raise ValueError(f"f_prior must be one of {F_PRIORS}, not {self.f_prior!r}")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, not {self.likelihood!r}")
         if self.modality == "video" and (self.frame_size % 16 or self.frame_size < 16):

@@ -1,7 +1,7 @@
 """The Disentangled Sequential Autoencoder (Yingzhen Li & Stephan Mandt, ICML 2018).
 
 Generative model  p(x_1:T, z_1:T, f) = p(f) prod_t p(z_t | z_<t) p(x_t | z_t, f)
-  p(f)            = N(0, I)
+  p(f)            = N(0, I)  (or, optionally, N(m, S) fitted to the aggregate posterior: see fit_f_prior)
   p(z_t | z_<t)   = N(mu_t, sigma_t^2), (mu_t, sigma_t) from an LSTM over z_1 .. z_t-1
   p(x_t | z_t, f) = Bernoulli or Gaussian, parameters from a frame decoder on [z_t, f]
 
@@ -24,6 +24,7 @@ reads), and a latent cycle term added to the ELBO (``cycle_weight``, :meth:`DSAE
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +34,9 @@ from torch import nn
 from models.config import DSAEConfig
 from models.distributions import (
     LOG_2PI,
+    fit_gaussian_to_mixture,
     gaussian_log_density,
+    kl_diag_full,
     kl_normal_normal,
     kl_normal_standard,
     reparameterize,
@@ -72,6 +75,9 @@ class DSAE(nn.Module):
         self.config = cfg = config
         H = cfg.hidden_dim
         self.deterministic = cfg.dynamics != "stochastic"
+        if cfg.f_prior == "fitted":  # p(f) = N(loc, L L^T): buffers, set by fit_f_prior, saved with the weights
+            self.register_buffer("f_prior_loc", torch.zeros(cfg.f_dim))
+            self.register_buffer("f_prior_scale_tril", torch.eye(cfg.f_dim))
         # the decoder reads z_t (stochastic) or the deterministic LSTM's state h_t (lstm-f, lstm-c)
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg, H if self.deterministic else None)
         # z gets a frame encoder of its own that sees less than f's does (see the config; the config
@@ -216,7 +222,10 @@ class DSAE(nn.Module):
     def decode(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The mean of p(x_1:T | z_1:T, f): pixel intensities in [0, 1] or spectrogram values."""
         params = self.decode_params(f, z)
-        return torch.sigmoid(params) if self.config.likelihood == "bernoulli" else params
+        if self.config.likelihood == "bernoulli":
+            return torch.sigmoid(params)
+        # a Gaussian's mean is unbounded; pixels are not
+        return params.clamp(0.0, 1.0) if self.config.modality == "video" else params
 
     # ----------------------------------------------------------------------------- priors
     def prior_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,9 +245,41 @@ class DSAE(nn.Module):
         return gaussian_log_density(z, mean, logvar).sum(dim=(1, 2))
 
     def sample_f(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """f ~ p(f) = N(0, I)."""
+        """f ~ p(f): N(0, I), or the fitted N(m, S). The noise is drawn on the generator's device."""
         dev = next(self.parameters()).device
-        return torch.randn(batch, self.config.f_dim, generator=generator, device=dev)
+        eps = torch.randn(batch, self.config.f_dim, generator=generator, device=generator.device if generator is not None else dev)
+        eps = eps.to(dev)
+        if self.config.f_prior == "fitted":
+            return self.f_prior_loc + eps @ self.f_prior_scale_tril.T
+        return eps
+
+    def kl_f(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(q(f | x_1:T) || p(f)) per sequence."""
+        if self.config.f_prior == "fitted":
+            return kl_diag_full(mean, logvar, self.f_prior_loc, self.f_prior_scale_tril)
+        return kl_normal_standard(mean, logvar).sum(-1)
+
+    @torch.no_grad()
+    def fit_f_prior(self, f_means: torch.Tensor, f_logvars: torch.Tensor) -> None:
+        """Make p(f) the Gaussian N(m, S) closest to the aggregate posterior (1/N) sum_i q(f | x_i) of the
+        given posterior parameters (N, f_dim): the M-step of the ELBO for p(f)'s mean and covariance,
+        which leaves the encoder and decoder as they are and can only tighten the bound. Generation
+        then draws f where the decoder was trained; :meth:`use_standard_f_prior` undoes it."""
+        loc, tril = fit_gaussian_to_mixture(f_means.detach().float().cpu(), f_logvars.detach().float().cpu())
+        dev = next(self.parameters()).device
+        if self.config.f_prior != "fitted":
+            self.config = dataclasses.replace(self.config, f_prior="fitted")
+            self.register_buffer("f_prior_loc", loc.to(dev))
+            self.register_buffer("f_prior_scale_tril", tril.to(dev))
+        else:
+            self.f_prior_loc.copy_(loc)
+            self.f_prior_scale_tril.copy_(tril)
+
+    def use_standard_f_prior(self) -> None:
+        """Back to the paper's p(f) = N(0, I) (drops a fitted prior)."""
+        if self.config.f_prior == "fitted":
+            del self.f_prior_loc, self.f_prior_scale_tril
+            self.config = dataclasses.replace(self.config, f_prior="standard")
 
     def rollout_prior(
         self,
@@ -319,7 +360,7 @@ class DSAE(nn.Module):
         beta_z = cfg.beta_z if beta_z is None else beta_z
         post = self.encode(x, sample=True)
         recon = self.reconstruction_nll(self.decode_params(post.f, post.z), x).mean()
-        kl_f = kl_normal_standard(post.f_mean, post.f_logvar).sum(-1).mean()
+        kl_f = self.kl_f(post.f_mean, post.f_logvar).mean()
         if self.deterministic:  # one z per sequence against p(z) = N(0, I)
             kl_z = kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean()
         else:
@@ -350,7 +391,7 @@ class DSAE(nn.Module):
         half = B // 2
         perm = torch.roll(torch.arange(B, device=post.f.device), 1)  # every sequence gets another's f
         f_target = post.f.detach()[perm]
-        f_prior = torch.randn_like(post.f[half:])
+        f_prior = self.sample_f(B - half).to(post.f.dtype)
         f_in = torch.cat([f_target[:half], f_prior], dim=0)
         z_target = post.z.detach()
         x_hat = self.decode(f_in, z_target)

@@ -18,7 +18,7 @@ from dsae_cli.app import app
 from dsae_cli.runtime import DEFAULT_MODELS
 
 runner = CliRunner()
-COMMANDS = ["train", "encode", "swap", "generate", "reconstruct", "predict", "convert-voice", "data"]
+COMMANDS = ["train", "encode", "swap", "generate", "reconstruct", "predict", "convert-voice", "data", "fit-prior"]
 
 
 def invoke(*args):
@@ -87,6 +87,31 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, 
     assert rows[0]["recon"] < first_fresh
     bad = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "bad", "--init-from", tiny_run, "--f-dim", 3)
     assert bad.exit_code == 1 and "only --beta-f, --beta-z and --cycle-weight" in bad.output and "--f-dim" in bad.output
+
+
+def test_train_fits_p_f_and_fit_prior_does_the_same_for_any_model(tiny_run, sprite_gifs, tmp_path):
+    import torch
+
+    from dsae_cli.checkpoint import load_model
+
+    final, best = load_model(tiny_run), load_model(tiny_run / "best")
+    assert final.config.f_prior == "fitted" and best.config.f_prior == "fitted"
+    assert final.checkpoint_meta["f_prior_fit"]["sequences"] > 0
+    plain = tmp_path / "plain"
+    assert invoke("train", "--data", sprite_gifs, "--out", plain, "--preset", "tiny", "--steps", 2, "--no-fit-prior",
+                  "--preview-every", 0, "--device", "cpu").exit_code == 0  # fmt: skip
+    assert load_model(plain).config.f_prior == "standard"
+    # the command refits on the same training split: the same prior as the run's own fit
+    out = tmp_path / "refit"
+    result = invoke("fit-prior", "--model", tiny_run, "--data", sprite_gifs, "-o", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    refit = load_model(out)
+    assert torch.allclose(refit.f_prior_loc, final.f_prior_loc, atol=1e-5)
+    assert torch.allclose(refit.f_prior_scale_tril, final.f_prior_scale_tril, atol=1e-4)
+    again = invoke("fit-prior", "--model", plain, "--data", sprite_gifs, "-o", out)
+    assert again.exit_code == 1 and "already exists" in again.output
+    wrong = invoke("fit-prior", "--model", plain, "--data", f"speech:{sprite_gifs}", "-o", tmp_path / "w")
+    assert wrong.exit_code == 1 and "video model" in wrong.output and "Traceback" not in wrong.output
 
 
 def test_resume_continues_without_duplicate_steps(tiny_run, sprite_gifs):

@@ -137,3 +137,43 @@ def test_silhouette_view_hides_colours_and_inner_detail_from_z():
         DSAEConfig(z_silhouette=True, z_colour_blind=True)
     with pytest.raises(ValueError, match="video"):
         DSAEConfig(modality="speech", likelihood="gaussian", z_silhouette=True)
+
+
+def test_fitted_f_prior_is_the_moment_matched_gaussian_and_its_kl_is_exact(tmp_path):
+    from dsae_cli.checkpoint import load_model, save_model
+    from models.distributions import kl_diag_full
+
+    torch.manual_seed(0)
+    # the closed-form KL against a full-covariance Gaussian agrees with torch.distributions
+    D = 6
+    mq, lq = torch.randn(9, D), 0.3 * torch.randn(9, D)
+    A = torch.randn(D, D)
+    L = torch.linalg.cholesky(A @ A.T + torch.eye(D))
+    loc = torch.randn(D)
+    q = torch.distributions.MultivariateNormal(mq, torch.diag_embed(lq.exp()))
+    p = torch.distributions.MultivariateNormal(loc, scale_tril=L)
+    assert torch.allclose(kl_diag_full(mq, lq, loc, L), torch.distributions.kl_divergence(q, p), atol=1e-4)
+
+    model = tiny_model()
+    means = 2.0 + 3.0 * torch.randn(400, model.config.f_dim)
+    logvars = torch.full_like(means, -2.0)
+    model.fit_f_prior(means, logvars)
+    assert model.config.f_prior == "fitted"
+    assert torch.allclose(model.f_prior_loc, means.mean(0), atol=1e-5)
+    cov = model.f_prior_scale_tril @ model.f_prior_scale_tril.T
+    expected = torch.cov(means.T, correction=0) + torch.exp(torch.tensor(-2.0)) * torch.eye(model.config.f_dim)
+    assert torch.allclose(cov, expected, atol=1e-3)
+    draws = model.sample_f(20000, generator=torch.Generator().manual_seed(1))
+    assert (draws.mean(0) - means.mean(0)).abs().max() < 0.15  # samples come from N(m, S), not N(0, I)
+    # the KL of the loss is taken against the fitted prior: ~0 for a posterior equal to it
+    zero = kl_diag_full(model.f_prior_loc[None], torch.log(torch.diagonal(cov))[None], model.f_prior_loc, model.f_prior_scale_tril)
+    assert zero.item() >= -1e-4
+    # saved and loaded with the weights; dropping it restores N(0, I)
+    save_model(model, tmp_path / "m")
+    back = load_model(tmp_path / "m")
+    assert back.config.f_prior == "fitted" and torch.equal(back.f_prior_loc, model.f_prior_loc)
+    back.use_standard_f_prior()
+    assert back.config.f_prior == "standard" and "f_prior_loc" not in back.state_dict()
+    assert abs(float(back.sample_f(20000, generator=torch.Generator().manual_seed(1)).mean())) < 0.05
+    with pytest.raises(ValueError, match="f_prior"):
+        DSAEConfig(f_prior="learned")

@@ -24,6 +24,7 @@ def sprites_command(
     plots: Optional[Path] = typer.Option(None, "--plots", help="Also write the judge's class probabilities over time (PNG) into this folder.", show_default=False),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sequences per model/judge call."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prior samples (the swap pairs are fixed)."),
+    standard_prior: bool = typer.Option(False, "--standard-prior", help="Draw f from the paper's N(0, I) even if the model has a fitted p(f)."),
     device: str = DeviceOption,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
 ) -> None:
@@ -54,6 +55,8 @@ def sprites_command(
         seed_everything(seed)
         dev = resolve_device(device)
         net = load_model_for(model, "video", dev)
+        if standard_prior:
+            net.use_standard_f_prior()
         jdg = load_judge(judge, dev)
         print("rendering the Sprites test characters ...", file=sys.stderr)
         data = sprites_split("test", limit)

@@ -18,6 +18,7 @@ def generate_command(
     source: Optional[Path] = typer.Option(None, "--from", help="Take the fixed f or z_1:T from this animation instead of the prior."),
     from_latents: Optional[Path] = typer.Option(None, "--from-latents", help="Take the fixed f or z_1:T from a .npz written by `dsae encode`."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="Also write a PNG picture: one row per sample."),
+    standard_prior: bool = typer.Option(False, "--standard-prior", help="Draw f from the paper's N(0, I) even if the model has a fitted p(f) (`dsae fit-prior`)."),
     fps: float = FpsOption,
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
@@ -52,6 +53,8 @@ def generate_command(
         if grid is not None:
             check_output_path(grid, inputs=inputs, suffixes=(".png",))
         net, dev = setup(model, device, seed)
+        if standard_prior:
+            net.use_standard_f_prior()
         f = z = None
         if source is not None or from_latents is not None:
             _, lat, note = manipulate.latents_of(source or from_latents, net, device=dev)

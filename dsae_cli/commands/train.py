@@ -32,6 +32,8 @@ def train_command(
     z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
+    likelihood: Optional[str] = typer.Option(None, "--likelihood", help="p(x_t | z_t, f): bernoulli (video default) | gaussian (fixed scale, --likelihood-scale)."),
+    likelihood_scale: Optional[float] = typer.Option(None, "--likelihood-scale", min=1e-6, help="gaussian: the fixed standard deviation of p(x_t | z_t, f) (smaller weighs reconstruction more)."),
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so content must come from f (a follow-up-style inductive bias; off = the paper's model)."),
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
     z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f; replaces --colour-blind-z."),
@@ -43,6 +45,7 @@ def train_command(
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl lines (default 10)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA only). Default: auto."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model for training (worth it on CUDA). Default: off."),
+    fit_prior: Optional[bool] = typer.Option(None, "--fit-prior/--no-fit-prior", help="At the end, fit p(f) to the training sequences' aggregate posterior (a full-covariance Gaussian; the ELBO's best p(f) for the trained encoder), so generated f land where the decoder was trained. Default: on; off keeps the paper's N(0, I)."),
     device: str = DeviceOption,
 ) -> None:
     """Train a model. Example: dsae train --data sprites --out runs/sprites --minutes 60
@@ -71,13 +74,13 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
                 steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                 eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup, lr_schedule=lr_schedule,
-                log_every=log_every, precision=precision, compile=compile_model,
+                log_every=log_every, precision=precision, compile=compile_model, fit_f_prior=fit_prior,
             ).items()
             if v is not None
         }  # fmt: skip
