@@ -643,8 +643,11 @@ def run_training(
             base = init_model.config.to_dict()
         else:
             base = dict(PRESETS.get(preset, {}))
+            # one view of the frames for z: asking for one replaces the preset's other
             if model_overrides.get("z_silhouette") and "z_colour_blind" not in model_overrides:
-                base["z_colour_blind"] = False  # the silhouette replaces the preset's grey view
+                base["z_colour_blind"] = False
+            if model_overrides.get("z_colour_blind") and "z_silhouette" not in model_overrides:
+                base["z_silhouette"] = False
         try:
             model_cfg = DSAEConfig(**{**base, **model_overrides})
         except ValueError as err:

@@ -236,7 +236,7 @@ def test_embedded_swap_keeps_content_of_a_and_motion_of_b(sprite_gifs, tmp_path)
     del torch
 
 
-def test_silhouette_option_replaces_the_presets_grey_view(sprite_gifs, tmp_path):
+def test_one_view_option_replaces_the_presets_other_view(sprite_gifs, tmp_path):
     from dsae_cli.checkpoint import load_model
 
     run = tmp_path / "sil"
@@ -245,5 +245,10 @@ def test_silhouette_option_replaces_the_presets_grey_view(sprite_gifs, tmp_path)
     assert result.exit_code == 0, result.output
     cfg = load_model(run).config
     assert cfg.z_silhouette and not cfg.z_colour_blind and cfg.z_input_size == 16  # the default preset's size kept
+    grey = tmp_path / "grey"
+    result = invoke("train", "--data", sprite_gifs, "--out", grey, "--colour-blind-z", "--steps", 1, "--preview-every", 0, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    cfg = load_model(grey).config
+    assert cfg.z_colour_blind and not cfg.z_silhouette  # the grey view replaces the default's silhouette
     both = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "both", "--silhouette-z", "--colour-blind-z", "--steps", 1)
     assert both.exit_code == 1 and "choose one view" in both.output and not (tmp_path / "both" / "state.pt").exists()
