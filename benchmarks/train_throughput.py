@@ -44,6 +44,53 @@ def train_step(model, opt, x):
     opt.step()
 
 
+def _ddp_worker(rank: int, world: int, preset: str, batch_size: int, steps: int, threads: int, port: int, queue) -> None:
+    """One of ``world`` processes training one DDP replica on its share of every batch (as ``torchrun
+    --nproc_per_node=N -m dsae_cli train`` does); rank 0 puts the per-step wall times on ``queue``."""
+    import os
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(threads)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = DSAE(DSAEConfig(**PRESETS[preset]))
+    net = DistributedDataParallel(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    per = batch_size // world
+    cfg = model.config
+    data = np.random.RandomState(rank).randint(0, 256, (per * 4, cfg.seq_len, cfg.frame_size, cfg.frame_size, 3), dtype=np.uint8)
+    times = []
+    for i in range(3 + steps):
+        dist.barrier()
+        t = time.perf_counter()
+        j = (i % 4) * per
+        train_step(net, opt, video_batch(data[j : j + per]))
+        dist.barrier()
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    if rank == 0:
+        queue.put(times)
+    dist.destroy_process_group()
+
+
+def ddp_step_seconds(preset: str, batch_size: int, steps: int, processes: int, threads: int) -> float:
+    """Median wall time of one global training step split over ``processes`` DDP processes."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:  # a free port for the process group
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    mp.start_processes(_ddp_worker, args=(processes, preset, batch_size, steps, threads, port, queue), nprocs=processes, join=True, start_method="spawn")
+    return statistics.median(queue.get())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="DSAE training throughput and MFU")
     ap.add_argument("--preset", default="default", choices=sorted(PRESETS))
@@ -51,9 +98,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12, help="timed steps (after 3 warm-up steps)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--compile", action="store_true", help="time torch.compile'd steps (as dsae train --compile; FLOPs counted eagerly)")
+    ap.add_argument("--processes", type=int, default=1, help="time N DDP processes (gloo) sharing each batch, as torchrun --nproc_per_node=N does; each gets --threads threads (default 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
-    if args.threads:
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes):
+        ap.error("--processes needs a --batch-size it divides, and no --compile")
+    if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = DSAEConfig(**PRESETS[args.preset])
@@ -75,21 +125,25 @@ def main() -> None:
     opt.zero_grad(set_to_none=True)
     flops_per_seq = counter.get_total_flops() / args.batch_size
 
-    step_model = torch.compile(model) if args.compile else model
-    for i in range(3):
-        train_step(step_model, opt, batch(i))
-    times = []
-    for i in range(args.steps):
-        t = time.perf_counter()
-        train_step(step_model, opt, batch(i))  # the uint8 -> float conversion is part of a real step
-        times.append(time.perf_counter() - t)
-    step_s = statistics.median(times)
+    if args.processes > 1:
+        step_s = ddp_step_seconds(args.preset, args.batch_size, args.steps, args.processes, args.threads or 1)
+    else:
+        step_model = torch.compile(model) if args.compile else model
+        for i in range(3):
+            train_step(step_model, opt, batch(i))
+        times = []
+        for i in range(args.steps):
+            t = time.perf_counter()
+            train_step(step_model, opt, batch(i))  # the uint8 -> float conversion is part of a real step
+            times.append(time.perf_counter() - t)
+        step_s = statistics.median(times)
     seq_per_s = args.batch_size / step_s
     peak = matmul_peak()
     res = {
         "preset": args.preset,
         "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if args.processes == 1 else args.threads or 1,
+        "processes": args.processes,
         "compiled": args.compile,
         "seq_per_s": round(seq_per_s, 2),
         "flops_per_seq": int(flops_per_seq),
