@@ -34,7 +34,7 @@ def train_command(
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
     likelihood: Optional[str] = typer.Option(None, "--likelihood", help="p(x_t | z_t, f): bernoulli (video default) | gaussian (fixed scale, --likelihood-scale)."),
     likelihood_scale: Optional[float] = typer.Option(None, "--likelihood-scale", min=1e-6, help="gaussian: the fixed standard deviation of p(x_t | z_t, f) (smaller weighs reconstruction more)."),
-    colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so colours must come from f (replaces the default preset's silhouette view; off with --no-silhouette-z = the paper's model)."),
+    colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so colours must come from f (replaces the default preset's silhouette view; the paper's model has neither: --no-silhouette-z)."),
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
     z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f (the default preset's view)."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
