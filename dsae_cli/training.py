@@ -712,15 +712,16 @@ def run_training(
         else:
             with progress_factory(cfg.steps, trainer.step) as callback:
                 summary = trainer.fit(callback)
+        if cfg.fit_f_prior and dist.is_main:
+            fitted = [folder for folder in (run_dir, run_dir / "best") if (folder / "model.safetensors").is_file()]
+            if fitted:
+                log("fitting p(f) to the training sequences' posterior (final and best models; --no-fit-prior keeps N(0, I)) ...")
+            for folder in fitted:
+                n = refit_saved_f_prior(folder, train_data, device=cfg.device)
+                log(f"p(f) of {folder}: fitted on {n} training sequences")
+        distributed.barrier(dist)  # the other processes wait for rank 0's fit, then all leave together
     finally:
         distributed.shutdown(dist)
-    if cfg.fit_f_prior and dist.is_main:
-        fitted = [folder for folder in (run_dir, run_dir / "best") if (folder / "model.safetensors").is_file()]
-        if fitted:
-            log("fitting p(f) to the training sequences' posterior (final and best models; --no-fit-prior keeps N(0, I)) ...")
-        for folder in fitted:
-            n = refit_saved_f_prior(folder, train_data, device=cfg.device)
-            log(f"p(f) of {folder}: fitted on {n} training sequences")
     summary["run_dir"] = str(run_dir)
     summary["rank"] = dist.rank  # callers print the summary on rank 0 only
     return summary
