@@ -527,10 +527,11 @@ def training_subset(data_spec: str, model, val_fraction: float = 0.05, seed: int
     return data.subset(train_idx)
 
 
-def refit_saved_f_prior(src: Path, data: SequenceData, dst: Path | None = None, device: str = "cpu") -> int:
-    """Load a saved model, fit its p(f) on ``data`` and save it (to ``dst``, default in place, atomically),
-    keeping the checkpoint's metadata. Returns the number of sequences used."""
-    model = load_model(src, device=device)
+def refit_saved_f_prior(src: Path, data: SequenceData, dst: Path | None = None, device: str = "cpu", model=None) -> int:
+    """Load a saved model (or take ``model``, already loaded from ``src``), fit its p(f) on ``data`` and
+    save it (to ``dst``, default in place, atomically), keeping the checkpoint's metadata. Returns the
+    number of sequences used."""
+    model = model if model is not None else load_model(src, device=device)
     n = fit_f_prior(model, data, device=device)
     keep = {k: v for k, v in model.checkpoint_meta.items() if k not in ("format", "format_version", "library_version", "class", "modality", "config")}
     keep["f_prior_fit"] = {"sequences": n, "source": data.source}

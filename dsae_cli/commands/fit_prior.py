@@ -47,8 +47,8 @@ def fit_prior_command(
 
         src = Path(model) if model is not None else default_model_path("speech" if data.startswith("speech:") else "video")
         dev = resolve_device(device)
-        probe = load_model(src)
+        net = load_model(src, device=dev)
         print(f"loading the training sequences of {data} ...", file=sys.stderr)
-        seqs = training_subset(data, probe)
-        n = refit_saved_f_prior(src, seqs, dst=output, device=dev)
+        seqs = training_subset(data, net)
+        n = refit_saved_f_prior(src, seqs, dst=output, device=dev, model=net)
         print(f"wrote {output}: p(f) fitted on {n} training sequences of {seqs.source}", file=sys.stderr)
