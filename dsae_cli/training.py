@@ -31,7 +31,7 @@ from dsae_cli.errors import DsaeError
 from dsae_cli.fileio import atomic_path
 
 
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "cosine-time")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -50,7 +50,9 @@ class TrainConfig:
     grad_clip: float = 100.0  # clip the gradient norm (0: off)
     val_fraction: float = 0.05  # share of training characters/files held out for validation
     device: str = "cpu"
-    lr_schedule: str = "constant"  # "constant", or "cosine": the learning rate anneals to 0 over `steps`
+    lr_schedule: str = "constant"  # "constant"; "cosine": the learning rate anneals to 0 over `steps`;
+    # "cosine-time": it anneals to 0 by whichever ends first, `steps` or the `minutes` wall budget (a resume
+    # continues from where the anneal was and finishes it over the new budget)
     precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16"
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
     fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
@@ -82,6 +84,9 @@ class Trainer:
         self.bad_steps = 0
         self.last_logged = -1
         self.elapsed = 0.0  # training seconds accumulated over all sessions of this run
+        self.lr_progress = 0.0  # cosine-time: how far the anneal has gone (0..1), kept across resumes
+        self._progress_at_start, self._budget_s, self._session_s = 0.0, math.inf, 0.0
+        self.current_lr = cfg.lr
         self.stop_requested = False
         self.checkpoint_extra: dict = {}  # metadata saved in every checkpoint (speech: spectrogram settings)
         self.amp_dtype = autocast_dtype(cfg.precision, self.device)
@@ -155,6 +160,7 @@ class Trainer:
             "best_val": self.best_val,
             "last_logged": self.last_logged,
             "elapsed": self.elapsed,
+            "lr_progress": self.lr_progress,
         }
 
     def load_state_dict(self, s: dict) -> None:
@@ -175,6 +181,7 @@ class Trainer:
         self.best_val = float(s["best_val"])
         self.last_logged = int(s["last_logged"])
         self.elapsed = float(s.get("elapsed", 0.0))
+        self.lr_progress = float(s.get("lr_progress", 0.0))
 
     def save_checkpoint(self) -> None:
         state = self.state_dict()  # every process takes part (RNG states); rank 0 writes
@@ -191,9 +198,17 @@ class Trainer:
         return mc.beta_f * ramp, mc.beta_z * ramp
 
     def lr_at(self, step: int) -> float:
-        if self.cfg.lr_schedule == "cosine":
-            return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / self.cfg.steps)))
-        return self.cfg.lr
+        """The rate for the step after `step` steps. cosine-time also counts the wall clock of this
+        session (rank 0's under torchrun, so every process takes the same rate)."""
+        if self.cfg.lr_schedule == "constant":
+            return self.cfg.lr
+        progress = min(1.0, step / self.cfg.steps)
+        if self.cfg.lr_schedule == "cosine-time":
+            p0 = self._progress_at_start
+            by_time = p0 + (1.0 - p0) * min(1.0, self._session_s / self._budget_s) if math.isfinite(self._budget_s) else 0.0
+            progress = max(progress, by_time, self.lr_progress)  # never backwards
+            self.lr_progress = progress
+        return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def skip_step(self, what: str) -> None:
         """A non-finite loss or gradient never reaches the weights or a checkpoint."""
@@ -207,8 +222,9 @@ class Trainer:
         self.model.train()
         x = self.next_batch()
         beta_f, beta_z = self.kl_weights()
-        for group in self.opt.param_groups:  # set every step: the schedule is a function of the step alone
-            group["lr"] = self.lr_at(self.step)
+        self.current_lr = self.lr_at(self.step)
+        for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
+            group["lr"] = self.current_lr
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
             out = self.train_model(x, beta_f=beta_f, beta_z=beta_z)
         keys = list(out)
@@ -247,15 +263,17 @@ class Trainer:
         step, so rank 0's clock alone decides the --minutes budget and a Ctrl-C seen by any process counts."""
         if not self.dist.enabled:
             return self.stop_requested or over_budget
-        flags = torch.tensor([float(over_budget and self.dist.is_main), float(self.stop_requested)], device=self.device)
+        session_s = self._session_s if self.dist.is_main else 0.0
+        flags = torch.tensor([float(over_budget and self.dist.is_main), float(self.stop_requested), session_s], dtype=torch.float64, device=self.device)
         flags = distributed.all_reduce(flags, self.dist, op="max").tolist()
         self.stop_requested = flags[1] > 0
-        return max(flags) > 0
+        self._session_s = flags[2]  # rank 0's clock, for cosine-time
+        return flags[0] > 0 or flags[1] > 0
 
     def metrics_record(self, out: dict) -> dict:
         record = {"step": self.step, **{k: round(v, 4) for k, v in out.items()}, "time_s": round(self.elapsed, 2)}
         if self.cfg.lr_schedule != "constant":
-            record["lr"] = float(f"{self.lr_at(self.step - 1):.4g}")  # the rate this step was taken with
+            record["lr"] = float(f"{self.current_lr:.4g}")  # the rate this step was taken with
         return record
 
     @torch.no_grad()
@@ -302,6 +320,7 @@ class Trainer:
         start = time.perf_counter()
         session_start_elapsed = self.elapsed
         budget = cfg.minutes * 60.0 if cfg.minutes > 0 else math.inf
+        self._progress_at_start, self._budget_s, self._session_s = self.lr_progress, budget, 0.0
         last = None
         seqs, t_rate = 0, time.perf_counter()
         rate = 0.0
@@ -309,7 +328,8 @@ class Trainer:
             with open(metrics_path, "a") if main else contextlib.nullcontext() as mfile:
                 while self.step < cfg.steps:
                     self.elapsed = session_start_elapsed + time.perf_counter() - start
-                    if self.should_stop(self.elapsed - session_start_elapsed >= budget):
+                    self._session_s = self.elapsed - session_start_elapsed
+                    if self.should_stop(self._session_s >= budget):
                         break
                     out = self.train_step()
                     if out is None:

@@ -297,6 +297,22 @@ def test_huge_gif_is_downscaled_frame_by_frame(model, tmp_path):
 # crash safety and reproducibility
 
 
+def test_cosine_time_schedule_anneals_over_the_wall_budget(gifs, tmp_path):
+    """cosine-time: the rate falls monotonically and is near 0 when --minutes runs out, long before --steps;
+    a resume with a new budget continues the anneal from where it was instead of starting over."""
+    run = tmp_path / "run"
+    args = ["--data", gifs, "--preset", "tiny", "--steps", 1000000, "--log-every", 1, "--eval-every", 100000,
+            "--checkpoint-every", 100000, "--preview-every", 0, "--lr-schedule", "cosine-time", "--device", "cpu"]  # fmt: skip
+    r = invoke("train", "--out", run, "--minutes", 0.05, *args)
+    assert r.exit_code == 0, r.output
+    lrs = [row["lr"] for row in metrics(run)]
+    assert len(lrs) > 5 and lrs[-1] < 1e-3 * 0.05 and all(a >= b for a, b in zip(lrs, lrs[1:])), lrs
+    r = invoke("train", "--resume", run, "--minutes", 0.02)
+    assert r.exit_code == 0, r.output
+    later = [row["lr"] for row in metrics(run)][len(lrs):]
+    assert later and max(later) <= lrs[-1] + 1e-12, (lrs[-1], later[:3])
+
+
 def test_killed_run_resumes_to_the_same_losses(gifs, tmp_path):
     """kill -9 after a checkpoint (with later steps already logged), resume: every step's losses,
     validation losses and learning rates equal an uninterrupted run's, and no step is logged twice."""

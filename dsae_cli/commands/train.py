@@ -41,7 +41,7 @@ def train_command(
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
-    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps). Default: constant."),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps) | cosine-time (to 0 by the end of --minutes or --steps, whichever comes first). Default: constant."),
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl lines (default 10)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA only). Default: auto."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model for training (worth it on CUDA). Default: off."),
@@ -67,8 +67,8 @@ def train_command(
             raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
         if dynamics is not None and dynamics not in ("stochastic", "lstm-f", "lstm-c"):
             raise DsaeError(f"unknown --dynamics {dynamics!r}; use stochastic, lstm-f or lstm-c")
-        if lr_schedule is not None and lr_schedule not in ("constant", "cosine"):
-            raise DsaeError(f"unknown --lr-schedule {lr_schedule!r}; use constant or cosine")
+        if lr_schedule is not None and lr_schedule not in ("constant", "cosine", "cosine-time"):
+            raise DsaeError(f"unknown --lr-schedule {lr_schedule!r}; use constant, cosine or cosine-time")
         if precision is not None and precision not in ("auto", "fp32", "bf16"):
             raise DsaeError(f"unknown --precision {precision!r}; use auto, fp32 or bf16")
         from dsae_cli.runtime import resolve_device
