@@ -583,7 +583,7 @@ def resume_trainer(
 
 # ---------------------------------------------------------------------------------------------
 # what --init-from lets a new run change: the objective, not the architecture
-LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight")
+LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale")  # what --init-from may change
 
 # Presets: model sizes (models.config.PRESETS) plus the training options that go with them.
 TRAIN_PRESETS: dict[str, dict] = {
@@ -657,8 +657,8 @@ def run_training(
             fixed = sorted(set(model_overrides) - set(LOSS_WEIGHTS))
             if fixed:
                 raise DsaeError(
-                    f"--init-from takes the architecture from {init_from}; only --beta-f, --beta-z and --cycle-weight "
-                    f"can change (drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
+                    f"--init-from takes the architecture from {init_from}; only --beta-f, --beta-z, --cycle-weight and "
+                    f"--likelihood-scale can change (drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
                 )
             init_model = load_model(init_from)
             base = init_model.config.to_dict()
