@@ -164,6 +164,27 @@ def paper_table_scores(p_data: dict, p_recon: dict, p_gen_f: dict, p_gen_z: dict
     return out
 
 
+def confusion(probs: np.ndarray, labels: np.ndarray, n_classes: int | None = None) -> list[list[int]]:
+    """Counts [true class][judged class] of the judge's argmax decisions."""
+    labels = np.asarray(labels, dtype=np.int64)
+    k = n_classes or max(int(labels.max()) + 1, probs.shape[1])
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (labels, probs.argmax(axis=1)), 1)
+    return cm.tolist()
+
+
+def top_confusions(cm: list[list[int]], names: tuple[str, ...] | None = None, n: int = 3) -> list[dict]:
+    """The n most frequent off-diagonal cells of a confusion matrix, as share of the true class."""
+    cm_ = np.asarray(cm)
+    cells = [(int(cm_[i, j]), i, j) for i in range(len(cm_)) for j in range(len(cm_)) if i != j and cm_[i, j] > 0]
+    cells.sort(reverse=True)
+    label = (lambda i: names[i]) if names else str
+    return [
+        {"true": label(i), "judged": label(j), "count": c, "share": round(c / max(1, int(cm_[i].sum())), 4)}
+        for c, i, j in cells[:n]
+    ]
+
+
 def mean_std(values) -> dict[str, float]:
     """``{"mean", "std"}`` of a list of numbers (population std; 0 for one value)."""
     v = np.asarray(values, dtype=np.float64)
@@ -318,6 +339,11 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
         "paper_table": summary["paper_table"],
         "judge_acc_data": {h: mean_std([accuracy(p_data[h], labels[h])]) for h in HEADS},
         "recon_acc": {h: mean_std([accuracy(p_recon[h], labels[h])]) for h in HEADS},
+        # where swaps and reconstructions lose the look: [true][judged] counts per attribute
+        "confusion": {
+            "swap": {a: confusion(p_swap[a], labels[a]) for a in ATTRIBUTES},
+            "recon": {a: confusion(p_recon[a], labels[a]) for a in ATTRIBUTES},
+        },
         "model_id": getattr(model, "model_id", None),
         "judge_id": getattr(judge, "judge_id", None),
         "f_prior": model.config.f_prior,
@@ -385,6 +411,16 @@ def markdown_report(r: dict) -> str:
         "| data | " + " | ".join(f"{100 * r['judge_acc_data'][h]['mean']:.2f} %" for h in HEADS) + " |",
         "| reconstruction | " + " | ".join(f"{100 * r['recon_acc'][h]['mean']:.2f} %" for h in HEADS) + " |",
     ]
+    if "confusion" in r:
+        names = class_names()
+        lines += ["", "### What swaps lose: the most frequent judge confusions (true -> judged, share of the true class)", ""]
+        lines += ["| attribute | swap | reconstruction |", "|---|---|---|"]
+        for a in ATTRIBUTES:
+            cells = []
+            for kind in ("swap", "recon"):
+                top = top_confusions(r["confusion"][kind][a], names.get(a))
+                cells.append(", ".join(f"{c['true']} -> {c['judged']} {100 * c['share']:.1f} % ({c['count']})" for c in top) or "none")
+            lines.append(f"| {a} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 

@@ -106,6 +106,17 @@ def test_paper_table_uses_the_latent_in_charge_of_each_attribute():
     assert all(table[h]["disagreement"] == 1.0 and table[h]["kl_random"] < 1e-9 for h in HEADS)
 
 
+def test_confusion_counts_and_top_confusions():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    judged = np.array([0, 1, 1, 1, 1, 0])
+    probs = np.eye(3)[judged]
+    cm = ev.confusion(probs, labels)
+    assert cm == [[1, 2, 0], [0, 2, 0], [1, 0, 0]]
+    top = ev.top_confusions(cm, ("a", "b", "c"), n=5)
+    assert top == [{"true": "a", "judged": "b", "count": 2, "share": round(2 / 3, 4)}, {"true": "c", "judged": "a", "count": 1, "share": 1.0}]
+    assert ev.top_confusions([[3, 0], [0, 2]]) == []
+
+
 def test_swap_pairs_are_fixed_and_cross_character_and_action():
     char_id = np.repeat(np.arange(5), 9)
     action = np.tile(np.arange(9), 5)
@@ -215,6 +226,12 @@ def test_evaluate_sprites_json(tiny_pair, tmp_path):
         assert in_range(row["disagreement"], 0, 1)
         assert all(in_range(row[k], 0, 40) for k in ("kl_recon", "kl_random", "kl_kept"))
     assert r["swap"]["skin"]["std"] == 0  # no sampling in the swap test
+    # the confusion counts agree with the accuracies they explain
+    for kind, acc in (("swap", r["swap"]), ("recon", r["recon_acc"])):
+        for a in ("skin", "pants", "top", "hair"):
+            cm = np.asarray(r["confusion"][kind][a])
+            assert cm.shape == (6, 6) and cm.sum() == 18
+            assert abs(np.trace(cm) / 18 - acc[a]["mean"]) < 1e-9
     for name in ("shared_f.png", "shared_z.png", "shared_f_frames.png", "shared_z_frames.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 0
     # same seed, same numbers
@@ -227,7 +244,7 @@ def test_evaluate_sprites_markdown_and_refusals(tiny_pair):
     base = ["evaluate", "sprites", "--limit", "18", "--repeats", "1", "--device", "cpu"]
     result = runner.invoke(app, base + ["--model", str(model), "--judge", str(judge)])
     assert result.exit_code == 0, result.output
-    assert "| Acc | IS |" in result.stdout and "KL-random" in result.stdout
+    assert "| Acc | IS |" in result.stdout and "KL-random" in result.stdout and "What swaps lose" in result.stdout
     swapped = runner.invoke(app, base + ["--model", str(judge), "--judge", str(model)])
     assert swapped.exit_code == 1 and "not a DSAE model" in swapped.output and "Traceback" not in swapped.output
 
