@@ -206,8 +206,7 @@ class Trainer:
         if self.cfg.lr_schedule == "cosine-time":
             p0 = self._progress_at_start
             by_time = p0 + (1.0 - p0) * min(1.0, self._session_s / self._budget_s) if math.isfinite(self._budget_s) else 0.0
-            progress = max(progress, by_time, self.lr_progress)  # never backwards
-            self.lr_progress = progress
+            progress = self.lr_progress = max(progress, by_time)  # by_time starts where a resumed anneal was
         return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def skip_step(self, what: str) -> None:
@@ -680,7 +679,7 @@ def run_training(
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.minutes < 0:
         raise DsaeError("--steps and --batch-size must be at least 1, --lr positive, --minutes not negative")
     if cfg.lr_schedule not in LR_SCHEDULES:
-        raise DsaeError(f"unknown --lr-schedule {cfg.lr_schedule!r}; use {' or '.join(LR_SCHEDULES)}")
+        raise DsaeError(f"unknown --lr-schedule {cfg.lr_schedule!r}; use {', '.join(LR_SCHEDULES[:-1])} or {LR_SCHEDULES[-1]}")
     autocast_dtype(cfg.precision, cfg.device)  # an impossible --precision fails now, not after loading the data
     dist = distributed.init(cfg.device)  # under torchrun: join the other processes
     if not dist.is_main:  # only rank 0 speaks

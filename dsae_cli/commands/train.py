@@ -67,8 +67,6 @@ def train_command(
             raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
         if dynamics is not None and dynamics not in ("stochastic", "lstm-f", "lstm-c"):
             raise DsaeError(f"unknown --dynamics {dynamics!r}; use stochastic, lstm-f or lstm-c")
-        if lr_schedule is not None and lr_schedule not in ("constant", "cosine", "cosine-time"):
-            raise DsaeError(f"unknown --lr-schedule {lr_schedule!r}; use constant, cosine or cosine-time")
         if precision is not None and precision not in ("auto", "fp32", "bf16"):
             raise DsaeError(f"unknown --precision {precision!r}; use auto, fp32 or bf16")
         from dsae_cli.runtime import resolve_device
