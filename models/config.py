@@ -50,6 +50,12 @@ class DSAEConfig:
     #   sequence in training, the plain mean at test time), so colours, i.e. content, can only come from f
     decoder_film: bool = False  # video: f reaches the frame decoder only through per-channel scales and
     #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
+    film_hidden: int = 0  # video, with decoder_film: f reaches the FiLM parameters (and the palette) through a
+    #   hidden layer of this many units instead of one linear map, so a look can be a non-linear function of
+    #   f (a class's colour exact even where f varies within the class); 0 = one linear map
+    decoder_palette: int = 0  # video, with decoder_film: the decoder's last layer draws K region maps instead
+    #   of colours, and f picks each map's colour (a per-sequence K -> channels mix, predicted from f, applied
+    #   at every pixel): a sprite is a few flat-coloured parts, so a look is a palette; 0 = off
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
     #   pose survives, the fine shapes that identify a character do not; 0 = full frames
     z_silhouette: bool = False  # video: z's own frame encoder sees only the figure's silhouette (where a frame
@@ -93,6 +99,12 @@ class DSAEConfig:
             raise ValueError("choose one view for z's encoder: z_colour_blind or z_silhouette")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
+        if self.decoder_palette < 0 or self.film_hidden < 0:
+            raise ValueError("decoder_palette and film_hidden must not be negative")
+        if self.film_hidden and not (self.modality == "video" and self.decoder_film):
+            raise ValueError("film_hidden needs a video model with decoder_film")
+        if self.decoder_palette and not (self.modality == "video" and self.decoder_film):
+            raise ValueError("decoder_palette needs a video model with decoder_film")
 
     @property
     def z_reduced_view(self) -> bool:

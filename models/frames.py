@@ -45,24 +45,42 @@ class ConvFrameDecoder(nn.Module):
     With ``film_dim > 0`` the last ``film_dim`` inputs (f) do not enter the linear layer; they scale
     and shift the channels of every layer instead (FiLM, Perez et al. 2018), so the spatial layout
     comes from z_t alone and f acts as a per-sequence style: colours and which shapes to draw.
+
+    With ``palette > 0`` as well, the last layer draws ``palette`` maps instead of the colour
+    channels, and f also predicts a (channels x palette) matrix that mixes them into colours at every
+    pixel: each map can be one part of the figure, and its colour is f's alone, at no spatial cost.
+
+    With ``film_hidden > 0`` f reaches all of these through a hidden layer (LeakyReLU) of that size
+    instead of one linear map.
     """
 
-    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0):
+    def __init__(
+        self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0, palette: int = 0, film_hidden: int = 0
+    ):
         super().__init__()
         w = width
         self.side = frame_size // 16
         self.width = w
         self.film_dim = film_dim
+        self.channels = channels
+        self.palette = palette if film_dim else 0
+        out = self.palette or channels
         self.fc = nn.Sequential(nn.Linear(in_dim - film_dim, 8 * w * self.side * self.side), _act())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(8 * w, 4 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), _act(),
-            nn.ConvTranspose2d(w, channels, 4, 2, 1),
+            nn.ConvTranspose2d(w, out, 4, 2, 1),
         )  # fmt: skip
         if film_dim:
             self.film_channels = [8 * w, 4 * w, 2 * w, w]
-            self.film = nn.Linear(film_dim, 2 * sum(self.film_channels) + channels)
+            n_out = 2 * sum(self.film_channels) + channels + channels * self.palette
+            self.film_mlp = nn.Sequential(nn.Linear(film_dim, film_hidden), _act()) if film_hidden else nn.Identity()
+            self.film = nn.Linear(film_hidden or film_dim, n_out)
+            if self.palette:  # start the mix at unit gain (a map's variance reaches the colours) rather than ~0.1
+                with torch.no_grad():
+                    bound = (3.0 / self.palette) ** 0.5
+                    self.film.bias[-channels * self.palette :].uniform_(-bound, bound)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.film_dim:
@@ -70,7 +88,7 @@ class ConvFrameDecoder(nn.Module):
             g = g.contiguous(memory_format=torch.channels_last)
             return self.deconv(g).contiguous()
         content, style = h[:, : -self.film_dim], h[:, -self.film_dim :]
-        params = self.film(style)
+        params = self.film(self.film_mlp(style))
         g = self.fc(content).view(-1, 8 * self.width, self.side, self.side)
         g = g.contiguous(memory_format=torch.channels_last)
         i = 0
@@ -81,7 +99,11 @@ class ConvFrameDecoder(nn.Module):
             i += 2 * c
             g = g * (1 + gamma) + beta
             g = layers[2 * k + 1](layers[2 * k](g)) if k < 3 else layers[2 * k](g)
-        return (g + params[:, i:, None, None]).contiguous()
+        bias = params[:, i : i + self.channels, None, None]
+        if self.palette:  # (N, K, H, W) maps -> (N, C, H, W) colours, one mix per frame's f
+            mix = params[:, i + self.channels :].view(-1, self.channels, self.palette)
+            g = torch.einsum("nck,nkhw->nchw", mix, g.contiguous())
+        return (g + bias).contiguous()
 
 
 class SpectrogramFrameEncoder(nn.Module):
@@ -115,7 +137,11 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
-        dec = ConvFrameDecoder(cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, film_dim=film)
+        palette = getattr(cfg, "decoder_palette", 0)
+        hidden = getattr(cfg, "film_hidden", 0)
+        dec = ConvFrameDecoder(
+            cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, film_dim=film, palette=palette, film_hidden=hidden
+        )
     else:
         enc = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         dec = SpectrogramFrameDecoder(cfg.f_dim + d, cfg.hidden_dim, cfg.n_bins)

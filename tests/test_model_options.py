@@ -177,3 +177,43 @@ def test_fitted_f_prior_is_the_moment_matched_gaussian_and_its_kl_is_exact(tmp_p
     assert abs(float(back.sample_f(20000, generator=torch.Generator().manual_seed(1)).mean())) < 0.05
     with pytest.raises(ValueError, match="f_prior"):
         DSAEConfig(f_prior="learned")
+
+
+def test_palette_decoder_draws_part_maps_that_f_colours():
+    """With decoder_palette K, every decoded pixel is bias(f) + mix(f) @ maps: with K = 2 maps the
+    colours of one frame lie in a plane of RGB (rank 2), whereas the plain FiLM decoder's span all
+    three channels; a sequence's f alone changes the mix, and such a model trains."""
+    x = video_batch(moving_squares(4))
+
+    def colour_rank(m):
+        m.eval()
+        with torch.no_grad():
+            post = m.encode(x)
+            params = m.decode_params(post.f, post.z)  # (B, T, 3, H, W)
+            dec = m.frame_decoder
+            n = params.shape[0] * params.shape[1]
+            style = post.f.unsqueeze(1).expand(-1, params.shape[1], -1).reshape(n, -1)
+            bias = dec.film(dec.film_mlp(style))[:, -3 - 3 * dec.palette : -3 * dec.palette or None]
+        pixels = params.reshape(n, 3, -1) - bias[:, :, None]
+        return int(torch.linalg.matrix_rank(pixels[0], rtol=1e-4))
+
+    assert colour_rank(tiny_model(decoder_film=True, decoder_palette=2)) == 2
+    assert colour_rank(tiny_model(decoder_film=True, decoder_palette=2, film_hidden=16)) == 2
+    assert colour_rank(tiny_model(decoder_film=True)) == 3
+    m = tiny_model(decoder_film=True, decoder_palette=4, film_hidden=16)
+    m.train()
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        loss = m.loss(x)["loss"]
+        loss.backward()
+        opt.step()
+        first = float(loss) if first is None else first
+    assert float(loss) < 0.9 * first
+    with pytest.raises(ValueError, match="decoder_film"):
+        DSAEConfig(decoder_palette=4)
+    with pytest.raises(ValueError, match="negative"):
+        DSAEConfig(decoder_film=True, decoder_palette=-1)
+    with pytest.raises(ValueError, match="decoder_film"):
+        DSAEConfig(film_hidden=32)

@@ -36,6 +36,8 @@ def train_command(
     likelihood_scale: Optional[float] = typer.Option(None, "--likelihood-scale", min=1e-6, help="gaussian: the fixed standard deviation of p(x_t | z_t, f) (smaller weighs reconstruction more)."),
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so colours must come from f (replaces the default preset's silhouette view; the paper's model has neither: --no-silhouette-z)."),
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
+    decoder_palette: Optional[int] = typer.Option(None, "--palette", min=0, help="video, with --film: the decoder draws this many part maps and f picks each one's colour (0: off)."),
+    film_hidden: Optional[int] = typer.Option(None, "--film-hidden", min=0, help="video, with --film: f reaches the FiLM scales and shifts (and the palette) through a hidden layer of this many units (0: one linear map)."),
     z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f (the default preset's view)."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
@@ -72,7 +74,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
