@@ -64,6 +64,26 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def _partner_table(groups: np.ndarray):
+    """``partners(idx, rng)``: for each index, a random other index of the same group (itself when
+    its group has one member)."""
+    groups = np.asarray(groups)
+    by_group = np.argsort(groups, kind="stable")
+    _, start, count = np.unique(groups[by_group], return_index=True, return_counts=True)
+    rank = np.empty(len(groups), np.int64)
+    rank[by_group] = np.arange(len(groups))
+    which = np.searchsorted(start, rank, side="right") - 1  # each index's group, as a row of start/count
+
+    def partners(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        g = which[idx]
+        n = count[g]
+        offset = 1 + (rng.random(len(idx)) * np.maximum(n - 1, 1)).astype(np.int64)  # 1 .. n-1: never itself
+        local = (rank[idx] - start[g] + np.where(n > 1, offset, 0)) % n
+        return by_group[start[g] + local]
+
+    return partners
+
+
 class Trainer:
     def __init__(
         self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
@@ -101,6 +121,11 @@ class Trainer:
             # each process draws its own posterior noise; the weights are the same (DDP broadcasts rank 0's)
             if dist.rank > 0:
                 torch.manual_seed(rank_seed(cfg.seed, 0, dist.rank))
+        self.paired = bool(getattr(model.config, "pair_weight", 0))
+        if self.paired:
+            if "utterance" not in data.labels:
+                raise DsaeError("--pair-weight needs training data made of recordings (speech:DIR), whose segments it pairs")
+            self._partners = _partner_table(data.labels["utterance"])
         self.train_model = self._wrap_for_training()
 
     # ------------------------------------------------------------------ data order
@@ -112,6 +137,8 @@ class Trainer:
         takes every N-th sequence of each global batch (rank r: positions r, r + N, ...)."""
         world = self.dist.world_size
         bs = min(self.cfg.batch_size, len(self.data))
+        if self.paired:  # half the batch from the order, half their partners
+            bs //= 2
         bs -= bs % world  # equal shares, so every process takes the same number of steps
         if self.position + bs > len(self.order):
             self.epoch += 1
@@ -121,6 +148,9 @@ class Trainer:
         self.position += bs
         if world > 1:
             idx = idx[self.dist.rank :: world]
+        if self.paired:  # [a_1..a_n, b_1..b_n]: b_k another segment of a_k's utterance, drawn per step (resumes alike)
+            rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank])
+            idx = np.concatenate([idx, self._partners(idx, rng)])
         return self.to_batch(self.data.x[idx])
 
     def to_batch(self, x: np.ndarray) -> torch.Tensor:
@@ -225,7 +255,7 @@ class Trainer:
         for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
             group["lr"] = self.current_lr
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
-            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z)
+            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired)
         keys = list(out)
         values = torch.stack([out[k].detach().float() for k in keys])
         if self.dist.enabled:  # the mean over all processes; non-finite if any process's is
@@ -582,7 +612,7 @@ def resume_trainer(
 
 # ---------------------------------------------------------------------------------------------
 # what --init-from lets a new run change: the objective, not the architecture
-LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale")  # what --init-from may change
+LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight")  # what --init-from may change
 
 # Presets: model sizes (models.config.PRESETS) plus the training options that go with them.
 TRAIN_PRESETS: dict[str, dict] = {
@@ -609,7 +639,7 @@ def run_training(
     """Train a new run in ``out`` (or continue ``resume``) and return a summary dict.
 
     ``init_from`` starts the new run from a trained model's weights and architecture (a fresh
-    optimiser; only the loss weights beta_f, beta_z and cycle_weight may be overridden).
+    optimiser; only the loss weights beta_f, beta_z, cycle_weight, likelihood_scale and pair_weight may be overridden).
 
     ``model_overrides`` / ``train_overrides`` are explicit options that replace preset values;
     ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback.
@@ -656,8 +686,8 @@ def run_training(
             fixed = sorted(set(model_overrides) - set(LOSS_WEIGHTS))
             if fixed:
                 raise DsaeError(
-                    f"--init-from takes the architecture from {init_from}; only --beta-f, --beta-z, --cycle-weight and "
-                    f"--likelihood-scale can change (drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
+                    f"--init-from takes the architecture from {init_from}; only --beta-f, --beta-z, --cycle-weight, "
+                    f"--likelihood-scale and --pair-weight can change (drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
                 )
             init_model = load_model(init_from)
             base = init_model.config.to_dict()

@@ -68,6 +68,10 @@ class DSAEConfig:
     cycle_weight: float = 0.0  # weight of the latent cycle term (not in the paper; 0 = the paper's ELBO):
     #   decode another sequence's f (or an f ~ p(f)) with this sequence's z_1:T, encode the result again,
     #   and score how far the new posterior means land from the latents that made it (see DSAE.cycle_loss)
+    pair_weight: float = 0.0  # speech: weight of the same-recording term (not in the paper; 0 = the paper's
+    #   ELBO): training batches come as pairs of segments of one utterance, and each segment is also
+    #   reconstructed from its own z_1:T with its partner's f, so f keeps what the whole recording shares (the
+    #   voice, the channel) and what is said stays in z (after the FHVAE's utterance-level latent, Hsu et al. 2017)
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -99,6 +103,10 @@ class DSAEConfig:
             raise ValueError("choose one view for z's encoder: z_colour_blind or z_silhouette")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
+        if self.pair_weight < 0:
+            raise ValueError("pair_weight must not be negative")
+        if self.pair_weight and self.modality != "speech":
+            raise ValueError("pair_weight applies to speech models only (pairs are segments of one utterance)")
         if self.decoder_palette < 0 or self.film_hidden < 0:
             raise ValueError("decoder_palette and film_hidden must not be negative")
         if self.film_hidden and not (self.modality == "video" and self.decoder_film):

@@ -353,8 +353,12 @@ class DSAE(nn.Module):
             nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + torch.log(torch.tensor(s)))
         return nll.flatten(1).sum(1)
 
-    def loss(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None) -> dict:
-        """Negative ELBO per sequence (averaged over the batch) and its terms."""
+    def loss(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False) -> dict:
+        """Negative ELBO per sequence (averaged over the batch) and its terms.
+
+        ``paired``: the batch's second half holds, in order, partners of its first half (another
+        segment of the same recording); with ``pair_weight > 0`` each sequence is then also scored
+        decoded from its own z_1:T and its partner's f (see the config)."""
         cfg = self.config
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
@@ -369,9 +373,16 @@ class DSAE(nn.Module):
             kl_z = kl_normal_normal(post.z_mean, post.z_logvar, prior_mean, prior_logvar).sum(dim=(1, 2)).mean()
         loss = recon + beta_f * kl_f + beta_z * kl_z
         out = {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
+        if cfg.pair_weight > 0 and self.training and paired:
+            B = x.shape[0]
+            if B % 2:
+                raise ValueError("a paired batch has an even number of sequences")
+            f_partner = torch.roll(post.f, B // 2, dims=0)  # a_k <-> b_k
+            out["pair"] = self.reconstruction_nll(self.decode_params(f_partner, post.z), x).mean()
+            out["loss"] = out["loss"] + cfg.pair_weight * out["pair"]
         if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1:
             out["cycle"] = self.cycle_loss(post)
-            out["loss"] = loss + cfg.cycle_weight * out["cycle"]
+            out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]
         return out
 
     def cycle_loss(self, post: Posterior) -> torch.Tensor:
@@ -405,6 +416,6 @@ class DSAE(nn.Module):
         nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 * f_prec).sum(-1)
         return nll_z.mean() + nll_f.sum() / B
 
-    def forward(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None) -> dict:
+    def forward(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False) -> dict:
         # the loss is the forward pass, so DistributedDataParallel and torch.compile can wrap the model
-        return self.loss(x, beta_f=beta_f, beta_z=beta_z)
+        return self.loss(x, beta_f=beta_f, beta_z=beta_z, paired=paired)

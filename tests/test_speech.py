@@ -429,3 +429,56 @@ def test_video_model_is_refused_for_speech(speech_run, corpus, tmp_path):
     good = corpus / "anna" / "take0.wav"
     r = invoke("convert-voice", good, "--to", good, "-o", tmp_path / "o.wav", "--model", other)
     assert r.exit_code == 1 and "video model" in r.output
+
+
+def test_partner_table_pairs_segments_of_the_same_utterance():
+    from dsae_cli.training import _partner_table
+
+    utts = np.array([3, 3, 3, 7, 9, 9, 3, 7])  # utterances need not be contiguous
+    partners = _partner_table(utts)
+    rng = np.random.default_rng(0)
+    idx = np.arange(len(utts))
+    seen = {i: set() for i in idx}
+    for _ in range(200):
+        p = partners(idx, rng)
+        assert (utts[p] == utts[idx]).all()
+        for i, j in zip(idx, p):
+            seen[i].add(int(j))
+    assert seen[0] == {1, 2, 6} and seen[4] == {5} and seen[3] == {7}  # every other segment, never itself
+    assert partners(np.array([0, 4]), np.random.default_rng(5)).tolist() == partners(np.array([0, 4]), np.random.default_rng(5)).tolist()
+    single = _partner_table(np.array([1, 2]))
+    assert single(np.array([0, 1]), rng).tolist() == [0, 1]  # an utterance of one segment pairs with itself
+
+
+def test_pair_term_decodes_each_segment_with_its_partners_f(corpus, tmp_path):
+    import torch
+
+    from models import DSAE, DSAEConfig
+    from models.config import PRESETS
+
+    with pytest.raises(ValueError, match="speech"):
+        DSAEConfig(pair_weight=1.0)
+    torch.manual_seed(0)
+    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5}))
+    m.train()
+    x = torch.randn(6, 20, 201)
+    torch.manual_seed(1)
+    out = m.loss(x, paired=True)
+    torch.manual_seed(1)
+    post = m.encode(x, sample=True)
+    f_partner = torch.cat([post.f[3:], post.f[:3]])  # a_k <-> b_k
+    expected = m.reconstruction_nll(m.decode_params(f_partner, post.z), x).mean()
+    assert torch.allclose(out["pair"], expected)
+    elbo_part = out["recon"] + m.config.beta_f * out["kl_f"] + m.config.beta_z * out["kl_z"]
+    assert torch.allclose(out["loss"], elbo_part + 0.5 * expected)
+    assert "pair" not in m.loss(x) and "pair" not in m.eval().loss(x, paired=True)  # unpaired batches, evaluation
+    # trained from the command line: batches of pairs, the term logged
+    run = tmp_path / "paired"
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", "--pair-weight", "1",
+               "--steps", 4, "--eval-every", 4, "--log-every", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("pair" in row and np.isfinite(row["pair"]) for row in rows)
+    assert json.loads((run / "config.json").read_text())["config"]["pair_weight"] == 1.0
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--pair-weight", "1", "--steps", 1)
+    assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output

@@ -41,6 +41,7 @@ def train_command(
     z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f (the default preset's view)."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
+    pair_weight: Optional[float] = typer.Option(None, "--pair-weight", min=0.0, help="speech: weight of the same-recording term (batches of segment pairs from one utterance; each segment also decoded with its partner's f, so f keeps only what the recording shares: the voice). Not in the paper; 0 = the paper's ELBO."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps) | cosine-time (to 0 by the end of --minutes or --steps, whichever comes first). Default: constant."),
@@ -74,7 +75,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, cycle_weight=cycle_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, cycle_weight=cycle_weight, pair_weight=pair_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
