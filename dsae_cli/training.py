@@ -85,6 +85,8 @@ def _partner_table(groups: np.ndarray):
 
 
 class Trainer:
+    paired = False  # speech --pair-weight: batches of segment pairs (set in __init__)
+
     def __init__(
         self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
         dist: distributed.DistInfo = distributed.SINGLE,
@@ -255,7 +257,8 @@ class Trainer:
         for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
             group["lr"] = self.current_lr
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
-            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired)
+            pairs = {"paired": True} if self.paired else {}
+            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, **pairs)
         keys = list(out)
         values = torch.stack([out[k].detach().float() for k in keys])
         if self.dist.enabled:  # the mean over all processes; non-finite if any process's is

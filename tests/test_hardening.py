@@ -181,7 +181,7 @@ BAD_CASES = [
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--dynamics", "lstm-x"), "unknown --dynamics"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/missing"), "not found"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/a.gif"), "not a readable safetensors"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight and"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale and --pair-weight"),
     (("train", "--resume", "{m}", "--init-from", "{m}"), "cannot be combined with --resume"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--centred-z"), "z_centred applies to speech"),
     # outputs
@@ -396,8 +396,8 @@ def sabotage(monkeypatch):
     plan: dict[int, str] = {}
     calls = {"n": 0}
 
-    def loss(self, x, beta_f=None, beta_z=None):
-        out = real(self, x, beta_f=beta_f, beta_z=beta_z)
+    def loss(self, x, beta_f=None, beta_z=None, **kw):
+        out = real(self, x, beta_f=beta_f, beta_z=beta_z, **kw)
         if not torch.is_grad_enabled():  # validation: leave it alone
             return out
         calls["n"] += 1
