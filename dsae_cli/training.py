@@ -123,7 +123,7 @@ class Trainer:
             # each process draws its own posterior noise; the weights are the same (DDP broadcasts rank 0's)
             if dist.rank > 0:
                 torch.manual_seed(rank_seed(cfg.seed, 0, dist.rank))
-        self.paired = bool(getattr(model.config, "pair_weight", 0))
+        self.paired = model.config.pair_weight > 0
         if self.paired:
             if "utterance" not in data.labels:
                 raise DsaeError("--pair-weight needs training data made of recordings (speech:DIR), whose segments it pairs")
@@ -257,8 +257,7 @@ class Trainer:
         for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
             group["lr"] = self.current_lr
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
-            pairs = {"paired": True} if self.paired else {}
-            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, **pairs)
+            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired)
         keys = list(out)
         values = torch.stack([out[k].detach().float() for k in keys])
         if self.dist.enabled:  # the mean over all processes; non-finite if any process's is
@@ -617,6 +616,12 @@ def resume_trainer(
 # what --init-from lets a new run change: the objective, not the architecture
 LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight")  # what --init-from may change
 
+
+def _options(names) -> str:
+    """("beta_f", "beta_z", "cycle_weight") -> "--beta-f, --beta-z and --cycle-weight"."""
+    flags = ["--" + n.replace("_", "-") for n in names]
+    return flags[0] if len(flags) == 1 else ", ".join(flags[:-1]) + " and " + flags[-1]
+
 # Presets: model sizes (models.config.PRESETS) plus the training options that go with them.
 TRAIN_PRESETS: dict[str, dict] = {
     "default": dict(batch_size=32, lr=1e-3, kl_warmup=0),
@@ -689,8 +694,8 @@ def run_training(
             fixed = sorted(set(model_overrides) - set(LOSS_WEIGHTS))
             if fixed:
                 raise DsaeError(
-                    f"--init-from takes the architecture from {init_from}; only --beta-f, --beta-z, --cycle-weight, "
-                    f"--likelihood-scale and --pair-weight can change (drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
+                    f"--init-from takes the architecture from {init_from}; only {_options(LOSS_WEIGHTS)} can change "
+                    f"(drop {', '.join('--' + k.replace('_', '-') for k in fixed)})"
                 )
             init_model = load_model(init_from)
             base = init_model.config.to_dict()
