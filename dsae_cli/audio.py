@@ -338,6 +338,23 @@ def to_magnitude(log_spec: np.ndarray, cfg: SpectrogramConfig) -> np.ndarray:
     return np.maximum(np.exp(log_spec) - cfg.log_floor, 0.0).astype(np.float32)
 
 
+def warp_frequency(frames: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Stretch each sequence's frequency axis by its factor: ``out[n, :, k] = frames[n, :, k / alpha[n]]``.
+
+    ``frames`` (N, T, n_bins) log magnitudes; linear interpolation between bins, the top bin repeated
+    beyond the band. alpha > 1 moves formants and harmonics up (a shorter vocal tract), < 1 down: the
+    vocal tract length perturbation of Jaitly & Hinton (2013), which makes a new voice of a recording.
+    """
+    n_bins = frames.shape[-1]
+    pos = np.minimum(np.arange(n_bins, dtype=np.float64)[None, :] / np.asarray(alpha, np.float64)[:, None], n_bins - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_bins - 1)
+    w = (pos - lo).astype(np.float32)[:, None, :]
+    low = np.take_along_axis(frames, lo[:, None, :], axis=-1)
+    high = np.take_along_axis(frames, hi[:, None, :], axis=-1)
+    return (low + w * (high - low)).astype(np.float32)
+
+
 def segment_starts(n_frames: int, seq_len: int, hop: int) -> np.ndarray:
     """Starts of T-frame segments every ``hop`` frames, the last aligned to the end so every frame is covered."""
     if n_frames < seq_len:

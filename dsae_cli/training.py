@@ -55,6 +55,8 @@ class TrainConfig:
     # continues from where the anneal was and finishes it over the new budget)
     precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16"
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
+    warp: float = 0.0  # speech: each training sequence (with its partner, under --pair-weight) gets its frequency
+    #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
     fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
     #   the training sequences (DSAE.fit_f_prior: the ELBO's M-step for p(f)'s mean and covariance)
 
@@ -153,7 +155,23 @@ class Trainer:
         if self.paired:  # [a_1..a_n, b_1..b_n]: b_k another segment of a_k's utterance, drawn per step (resumes alike)
             rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank])
             idx = np.concatenate([idx, self._partners(idx, rng)])
-        return self.to_batch(self.data.x[idx])
+        x = self.data.x[idx]
+        if self.cfg.warp > 0 and self.data.modality == "speech":
+            x = self.warp_voices(x)
+        return self.to_batch(x)
+
+    def warp_voices(self, x: np.ndarray) -> np.ndarray:
+        """--warp: stretch each sequence's frequency axis by a factor drawn per step (a pair shares one),
+        on the raw log-spectrum (the stored features are normalised per bin)."""
+        from dsae_cli import audio
+
+        norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
+        rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank, 1])
+        n = len(x) // 2 if self.paired else len(x)
+        alpha = np.exp(rng.uniform(-1.0, 1.0, n) * math.log1p(self.cfg.warp))
+        if self.paired:
+            alpha = np.concatenate([alpha, alpha])
+        return norm.apply(audio.warp_frequency(norm.invert(x), alpha))
 
     def to_batch(self, x: np.ndarray) -> torch.Tensor:
         pin = self.device.startswith("cuda")  # page-locked host memory: the copy to the GPU runs asynchronously
@@ -718,6 +736,8 @@ def run_training(
         raise DsaeError("--steps and --batch-size must be at least 1, --lr positive, --minutes not negative")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise DsaeError(f"unknown --lr-schedule {cfg.lr_schedule!r}; use {', '.join(LR_SCHEDULES[:-1])} or {LR_SCHEDULES[-1]}")
+    if cfg.warp < 0 or (cfg.warp > 0 and model_cfg.modality != "speech"):
+        raise DsaeError("--warp stretches voices: it needs speech data (--data speech:DIR) and a value of 0 or more")
     autocast_dtype(cfg.precision, cfg.device)  # an impossible --precision fails now, not after loading the data
     dist = distributed.init(cfg.device)  # under torchrun: join the other processes
     if not dist.is_main:  # only rank 0 speaks

@@ -482,3 +482,47 @@ def test_pair_term_decodes_each_segment_with_its_partners_f(corpus, tmp_path):
     assert json.loads((run / "config.json").read_text())["config"]["pair_weight"] == 1.0
     r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--pair-weight", "1", "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
+
+
+def test_warp_frequency_moves_a_peak_by_the_factor_and_keeps_alpha_one():
+    frames = np.zeros((3, 2, 201), np.float32)
+    frames[:, :, 50] = 1.0  # a spectral peak at bin 50
+    out = A.warp_frequency(frames, np.array([1.0, 1.2, 1 / 1.2]))
+    assert np.allclose(out[0], frames[0])  # no stretch, the same frames
+    assert int(np.argmax(out[1, 0])) == 60 and int(np.argmax(out[2, 0])) in (41, 42)  # up, down, by the factor
+    assert out.dtype == np.float32 and out.shape == frames.shape
+    # compressed: the band's top is filled with the last bin, never read past it
+    top = np.arange(201, dtype=np.float32)[None, None, :].repeat(2, 1)
+    assert np.isclose(A.warp_frequency(top, np.array([0.5]))[0, 0, -1], 200.0)
+
+
+def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path):
+    from dsae_cli.training import TrainConfig, Trainer, run_training
+    from models import DSAE, DSAEConfig
+    from models.config import PRESETS
+    from dsae_cli.speech_data import prepare_speech_training
+
+    cfg = DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5})
+    data, _, meta, _ = prepare_speech_training(corpus, cfg, 0.2, 0)
+    t = Trainer(DSAE(cfg), data, None, TrainConfig(batch_size=8, warp=0.2), tmp_path / "w")
+    t.checkpoint_extra = meta
+    x = t.next_batch().numpy()
+    norm = A.Normalisation.from_dict(meta["normalisation"])
+    raw = norm.invert(x)
+    t.step, t.position = 0, 0
+    plain = norm.invert(data.x[np.concatenate([np.sort(t.order[:4]), t._partners(np.sort(t.order[:4]), np.random.default_rng([0, 0, 0]))])])
+    # each sequence is its stored segment stretched by one factor in [1/1.2, 1.2]; anchor and partner share it
+    alphas = np.linspace(1 / 1.2, 1.2, 401)
+    best = [alphas[np.argmin([np.abs(A.warp_frequency(p[None], np.array([a]))[0] - r).max() for a in alphas])] for p, r in zip(plain, raw)]
+    def err(p, r, a):
+        return np.abs(A.warp_frequency(p[None], np.array([a]))[0] - r).mean()
+
+    assert all(err(p, r, a) < 0.1 * err(p, r, 1.0) for p, r, a in zip(plain, raw, best))
+    assert np.allclose(best[:4], best[4:], atol=0.01) and np.ptp(best[:4]) > 0.01
+    # from the command line, and refused for video
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--preset", "tiny-speech", "--warp", "0.1",
+               "--steps", 3, "--eval-every", 3, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"]["warp"] == 0.1
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--warp", "0.1", "--steps", 1)
+    assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output

@@ -42,6 +42,7 @@ def train_command(
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
     pair_weight: Optional[float] = typer.Option(None, "--pair-weight", min=0.0, help="speech: weight of the same-recording term (batches of segment pairs from one utterance; each segment also decoded with its partner's f, so f keeps only what the recording shares: the voice). Not in the paper; 0 = the paper's ELBO."),
+    warp: Optional[float] = typer.Option(None, "--warp", min=0.0, help="speech: stretch each training segment's frequency axis by a random factor in [1/(1+W), 1+W] (vocal tract length perturbation: new voices from the same recordings, so f meets more speakers; e.g. 0.1). Default 0: off."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps) | cosine-time (to 0 by the end of --minutes or --steps, whichever comes first). Default: constant."),
@@ -81,7 +82,7 @@ def train_command(
             for k, v in dict(
                 steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                 eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup, lr_schedule=lr_schedule,
-                log_every=log_every, precision=precision, compile=compile_model, fit_f_prior=fit_prior,
+                log_every=log_every, precision=precision, warp=warp, compile=compile_model, fit_f_prior=fit_prior,
             ).items()
             if v is not None
         }  # fmt: skip
