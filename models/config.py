@@ -160,7 +160,8 @@ PRESETS: dict[str, dict] = {
     # (beta_f 0.5) then took f's EER from 6.4% to 3.9% there (10.3% to 7.8% on TIMIT); 128 hidden
     # units train ~4x more steps per CPU-minute than 256 and did as well in that budget; beta_f 0.25
     # (session 4, 20 minutes) took f's EER to 5.4% (TIMIT) and 3.6% (test-other), z's up to 48% / 40%;
-    # the embedded model adds the same-recording term (--pair-weight 0.25, session 6): f 5.0% / 1.3%, z 36% / 23%
+    # the embedded model adds the same-recording term (--pair-weight 0.25, session 6): f 5.0% / 1.3%, z 36% / 23%,
+    # and vocal tract length perturbation of the training data (--warp 0.2, session 7): f 5.6% / 1.3%, z 34% / 31%
     "speech": dict(
         modality="speech", n_bins=201, seq_len=20, likelihood="gaussian", likelihood_scale=0.5,
         f_dim=64, z_dim=16, hidden_dim=128, feature_dim=128, posterior="full", beta_f=0.25, beta_z=8.0,
