@@ -165,6 +165,7 @@ PRESETS: dict[str, dict] = {
     "speech": dict(
         modality="speech", n_bins=201, seq_len=20, likelihood="gaussian", likelihood_scale=0.5,
         f_dim=64, z_dim=16, hidden_dim=128, feature_dim=128, posterior="full", beta_f=0.25, beta_z=8.0,
+        pair_weight=0.25,
     ),
     # a tiny speech model for tests and smoke runs
     "tiny-speech": dict(
