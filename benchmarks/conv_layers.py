@@ -27,6 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from models import PRESETS
 from train_throughput import matmul_peak  # the same peak measurement (this folder is on the path)
 
 # output row 2i + d of a 4x4 / stride 2 / padding 1 transposed conv reads input rows (i - 1, i) through
@@ -90,7 +91,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
     torch.manual_seed(0)
-    n, width = args.frames, 16  # models.config.PRESETS["default"]["conv_width"]
+    n, width = args.frames, PRESETS["default"]["conv_width"]
     rows = []
     layers = [("encoder", 3, width, 64), ("encoder", width, 2 * width, 32), ("encoder", 2 * width, 4 * width, 16),
               ("encoder", 4 * width, 8 * width, 8), ("decoder", 8 * width, 4 * width, 4), ("decoder", 4 * width, 2 * width, 8),

@@ -88,6 +88,7 @@ def _partner_table(groups: np.ndarray):
 
 class Trainer:
     paired = False  # speech --pair-weight: batches of segment pairs (set in __init__)
+    _warp_norm = None  # speech --warp: the features' normalisation, read once from checkpoint_extra
 
     def __init__(
         self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
@@ -165,7 +166,9 @@ class Trainer:
         on the raw log-spectrum (the stored features are normalised per bin)."""
         from dsae_cli import audio
 
-        norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
+        if self._warp_norm is None:
+            self._warp_norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
+        norm = self._warp_norm
         rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank, 1])
         n = len(x) // 2 if self.paired else len(x)
         alpha = np.exp(rng.uniform(-1.0, 1.0, n) * math.log1p(self.cfg.warp))
