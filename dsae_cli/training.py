@@ -87,7 +87,7 @@ def _partner_table(groups: np.ndarray):
 
 
 class Trainer:
-    paired = False  # speech --pair-weight: batches of segment pairs (set in __init__)
+    paired = False  # speech --pair-weight / --contrast-weight: batches of segment pairs (set in __init__)
     _warp_norm = None  # speech --warp: the features' normalisation, read once from checkpoint_extra
 
     def __init__(
@@ -126,11 +126,12 @@ class Trainer:
             # each process draws its own posterior noise; the weights are the same (DDP broadcasts rank 0's)
             if dist.rank > 0:
                 torch.manual_seed(rank_seed(cfg.seed, 0, dist.rank))
-        self.paired = model.config.pair_weight > 0
+        self.paired = model.config.paired
         if self.paired:
             if "utterance" not in data.labels:
-                raise DsaeError("--pair-weight needs training data made of recordings (speech:DIR), whose segments it pairs")
+                raise DsaeError("--pair-weight and --contrast-weight need training data made of recordings (speech:DIR), whose segments they pair")
             self._partners = _partner_table(data.labels["utterance"])
+            self._recording = np.unique(np.asarray(data.labels["utterance"]), return_inverse=True)[1].reshape(-1)
         self.train_model = self._wrap_for_training()
 
     # ------------------------------------------------------------------ data order
@@ -156,6 +157,7 @@ class Trainer:
         if self.paired:  # [a_1..a_n, b_1..b_n]: b_k another segment of a_k's utterance, drawn per step (resumes alike)
             rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank])
             idx = np.concatenate([idx, self._partners(idx, rng)])
+            self.batch_groups = torch.from_numpy(self._recording[idx]).to(self.device)
         x = self.data.x[idx]
         if self.cfg.warp > 0 and self.data.modality == "speech":
             x = self.warp_voices(x)
@@ -278,7 +280,8 @@ class Trainer:
         for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
             group["lr"] = self.current_lr
         with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
-            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired)
+            groups = self.batch_groups if self.paired else None
+            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired, groups=groups)
         keys = list(out)
         values = torch.stack([out[k].detach().float() for k in keys])
         if self.dist.enabled:  # the mean over all processes; non-finite if any process's is
@@ -635,7 +638,7 @@ def resume_trainer(
 
 # ---------------------------------------------------------------------------------------------
 # what --init-from lets a new run change: the objective, not the architecture
-LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight")  # what --init-from may change
+LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight", "contrast_weight", "contrast_temperature")  # what --init-from may change
 
 
 def _options(names) -> str:
@@ -670,7 +673,8 @@ def run_training(
     """Train a new run in ``out`` (or continue ``resume``) and return a summary dict.
 
     ``init_from`` starts the new run from a trained model's weights and architecture (a fresh
-    optimiser; only the loss weights beta_f, beta_z, cycle_weight, likelihood_scale and pair_weight may be overridden).
+    optimiser; only the loss weights beta_f, beta_z, cycle_weight, likelihood_scale, pair_weight, contrast_weight and
+    contrast_temperature may be overridden).
 
     ``model_overrides`` / ``train_overrides`` are explicit options that replace preset values;
     ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback.

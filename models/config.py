@@ -23,6 +23,7 @@ POSTERIORS = ("factorised", "full")
 DYNAMICS = ("stochastic", "lstm-f", "lstm-c")
 LIKELIHOODS = ("bernoulli", "gaussian")
 F_PRIORS = ("standard", "fitted")
+STATIC_POOLS = ("last", "mean", "stats")
 
 
 @dataclass
@@ -37,6 +38,10 @@ class DSAEConfig:
     hidden_dim: int = 256  # hidden size of every LSTM/RNN (encoders and the learned prior)
     feature_dim: int = 256  # size of the per-frame feature the frame encoder produces
     conv_width: int = 64  # video: channels of the first conv layer (doubles per layer, 4 layers)
+    static_pool: str = "last"  # how q(f | x_1:T) summarises its bidirectional LSTM's outputs: "last" = the
+    #   forward state at the last frame and the backward state at the first (the paper); "mean" = their mean
+    #   over the frames; "stats" = their mean and standard deviation over the frames (the statistics pooling
+    #   of x-vector speaker embeddings, Snyder et al. 2018: every frame counts alike; not in the paper)
     posterior: str = "full"  # "factorised": q(z_t | x_t); "full": q(z_1:T | f, x_1:T)
     dynamics: str = "stochastic"  # "stochastic": the DSAE's z_1:T with a learned LSTM prior; "lstm-f" / "lstm-c":
     #   the paper's deterministic baselines, one z ~ N(0, I) per sequence (q(z | x_1:T) from a bidirectional
@@ -72,6 +77,11 @@ class DSAEConfig:
     #   ELBO): training batches come as pairs of segments of one utterance, and each segment is also
     #   reconstructed from its own z_1:T with its partner's f, so f keeps what the whole recording shares (the
     #   voice, the channel) and what is said stays in z (after the FHVAE's utterance-level latent, Hsu et al. 2017)
+    contrast_weight: float = 0.0  # speech: weight of a contrastive term on f (not in the paper; 0 = off): in a
+    #   batch of segment pairs, the posterior mean of f of each segment must pick out its partner's among the
+    #   batch's other recordings (InfoNCE on cosine similarities, both ways), as C-DSVAE (Bai et al. 2021)
+    #   contrasts its static latent; the pairs are those of pair_weight, which may be 0 here
+    contrast_temperature: float = 0.1  # speech, with contrast_weight: temperature of those similarities
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -80,6 +90,8 @@ class DSAEConfig:
             raise ValueError(f"posterior must be one of {POSTERIORS}, not {self.posterior!r}")
         if self.dynamics not in DYNAMICS:
             raise ValueError(f"dynamics must be one of {DYNAMICS}, not {self.dynamics!r}")
+        if self.static_pool not in STATIC_POOLS:
+            raise ValueError(f"static_pool must be one of {STATIC_POOLS}, not {self.static_pool!r}")
         if self.f_prior not in F_PRIORS:
             raise ValueError(f"f_prior must be one of {F_PRIORS}, not {self.f_prior!r}")
         if self.likelihood not in LIKELIHOODS:
@@ -107,12 +119,21 @@ class DSAEConfig:
             raise ValueError("pair_weight must not be negative")
         if self.pair_weight and self.modality != "speech":
             raise ValueError("pair_weight applies to speech models only (pairs are segments of one utterance)")
+        if self.contrast_weight < 0 or self.contrast_temperature <= 0:
+            raise ValueError("contrast_weight must not be negative and contrast_temperature must be positive")
+        if self.contrast_weight and self.modality != "speech":
+            raise ValueError("contrast_weight applies to speech models only (pairs are segments of one utterance)")
         if self.decoder_palette < 0 or self.film_hidden < 0:
             raise ValueError("decoder_palette and film_hidden must not be negative")
         if self.film_hidden and not (self.modality == "video" and self.decoder_film):
             raise ValueError("film_hidden needs a video model with decoder_film")
         if self.decoder_palette and not (self.modality == "video" and self.decoder_film):
             raise ValueError("decoder_palette needs a video model with decoder_film")
+
+    @property
+    def paired(self) -> bool:
+        """Whether training batches come as pairs of segments of one recording."""
+        return self.pair_weight > 0 or self.contrast_weight > 0
 
     @property
     def z_reduced_view(self) -> bool:

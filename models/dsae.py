@@ -89,7 +89,7 @@ class DSAE(nn.Module):
             self.dynamic_frame_encoder = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
-        self.static_head = GaussianHead(2 * H, cfg.f_dim)
+        self.static_head = GaussianHead((4 if cfg.static_pool == "stats" else 2) * H, cfg.f_dim)
         # q(z_t | x_t) or q(z_1:T | f, x_1:T); the deterministic baselines: q(z | x_1:T), one z per sequence
         if self.deterministic:
             self.dynamic_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
@@ -123,8 +123,15 @@ class DSAE(nn.Module):
         return torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)
 
     def encode_static(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(f | x_1:T)."""
-        return self.static_head(self._summary(self.static_lstm, features))
+        """q(f | x_1:T), from the static LSTM's outputs pooled as ``static_pool`` says."""
+        pool = self.config.static_pool
+        if pool == "last":
+            return self.static_head(self._summary(self.static_lstm, features))
+        out, _ = self.static_lstm(features)
+        if pool == "mean":
+            return self.static_head(out.mean(dim=1))
+        std = (out.var(dim=1, unbiased=False) + 1e-5).sqrt()  # floored: finite gradients on constant outputs
+        return self.static_head(torch.cat([out.mean(dim=1), std], dim=-1))
 
     def encode_dynamic(self, features: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z_t | x_t) (factorised) or q(z_1:T | f, x_1:T) (full), (B, T, z_dim). The deterministic
@@ -353,12 +360,17 @@ class DSAE(nn.Module):
             nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + torch.log(torch.tensor(s)))
         return nll.flatten(1).sum(1)
 
-    def loss(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False) -> dict:
+    def loss(
+        self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False,
+        groups: torch.Tensor | None = None,
+    ) -> dict:
         """Negative ELBO per sequence (averaged over the batch) and its terms.
 
         ``paired``: the batch's second half holds, in order, partners of its first half (another
         segment of the same recording); with ``pair_weight > 0`` each sequence is then also scored
-        decoded from its own z_1:T and its partner's f (see the config)."""
+        decoded from its own z_1:T and its partner's f, and with ``contrast_weight > 0`` f must pick
+        out its partner (see the config). ``groups`` (B,): the recording of each sequence, so that
+        two pairs of one recording are not taken for negatives of each other."""
         cfg = self.config
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
@@ -380,10 +392,31 @@ class DSAE(nn.Module):
             f_partner = torch.roll(post.f, B // 2, dims=0)  # a_k <-> b_k
             out["pair"] = self.reconstruction_nll(self.decode_params(f_partner, post.z), x).mean()
             out["loss"] = out["loss"] + cfg.pair_weight * out["pair"]
+        if cfg.contrast_weight > 0 and self.training and paired:
+            out["contrast"] = self.contrast_loss(post.f_mean, groups)
+            out["loss"] = out["loss"] + cfg.contrast_weight * out["contrast"]
         if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1:
             out["cycle"] = self.cycle_loss(post)
             out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]
         return out
+
+    def contrast_loss(self, f_mean: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """InfoNCE of a paired batch [a_1..a_n, b_1..b_n]: the cosine similarity of f(a_k) and f(b_k),
+        divided by the temperature, against those of a_k with every other b_j (and of b_k with every
+        other a_j); pairs of the same recording (``groups``) are left out of each other's negatives.
+        Cross-entropy in nats, the mean of both directions over the n pairs."""
+        B = f_mean.shape[0]
+        if B % 2:
+            raise ValueError("a paired batch has an even number of sequences")
+        n = B // 2
+        e = F.normalize(f_mean, dim=-1)
+        sim = e[:n] @ e[n:].T / self.config.contrast_temperature
+        if groups is not None:
+            g = groups[:n]
+            same = (g[:, None] == g[None, :]) & ~torch.eye(n, dtype=torch.bool, device=sim.device)
+            sim = sim.masked_fill(same, float("-inf"))
+        target = torch.arange(n, device=sim.device)
+        return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
 
     def cycle_loss(self, post: Posterior) -> torch.Tensor:
         """Latent cycle consistency, an addition to the ELBO in the spirit of the follow-up work's
@@ -416,6 +449,9 @@ class DSAE(nn.Module):
         nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 * f_prec).sum(-1)
         return nll_z.mean() + nll_f.sum() / B
 
-    def forward(self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False) -> dict:
+    def forward(
+        self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False,
+        groups: torch.Tensor | None = None,
+    ) -> dict:
         # the loss is the forward pass, so DistributedDataParallel and torch.compile can wrap the model
-        return self.loss(x, beta_f=beta_f, beta_z=beta_z, paired=paired)
+        return self.loss(x, beta_f=beta_f, beta_z=beta_z, paired=paired, groups=groups)

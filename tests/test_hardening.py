@@ -181,7 +181,7 @@ BAD_CASES = [
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--dynamics", "lstm-x"), "unknown --dynamics"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/missing"), "not found"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/a.gif"), "not a readable safetensors"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale and --pair-weight"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight and --contrast-temperature"),
     (("train", "--resume", "{m}", "--init-from", "{m}"), "cannot be combined with --resume"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--centred-z"), "z_centred applies to speech"),
     # outputs

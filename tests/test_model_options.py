@@ -217,3 +217,30 @@ def test_palette_decoder_draws_part_maps_that_f_colours():
         DSAEConfig(decoder_film=True, decoder_palette=-1)
     with pytest.raises(ValueError, match="decoder_film"):
         DSAEConfig(film_hidden=32)
+
+
+@pytest.mark.parametrize("pool", ["mean", "stats"])
+def test_static_pool_summarises_every_frame_and_round_trips(pool, tmp_path):
+    from dsae_cli.checkpoint import load_model, save_model
+
+    m = tiny_model(static_pool=pool).eval()
+    x = video_batch(moving_squares(3))
+    feats = m.frame_features(x)
+    out, _ = m.static_lstm(feats)
+    pooled = out.mean(1) if pool == "mean" else torch.cat([out.mean(1), (out.var(1, unbiased=False) + 1e-5).sqrt()], -1)
+    mean, logvar = m.static_head(pooled)
+    post = m.encode(x)
+    assert torch.allclose(post.f_mean, mean, atol=1e-6) and torch.allclose(post.f_logvar, logvar, atol=1e-6)
+    # the paper's summary reads only the two end states; a pooled one also moves with the frames between
+    last = tiny_model(static_pool="last").eval()
+    last.load_state_dict({k: v for k, v in m.state_dict().items() if not (pool == "stats" and k.startswith("static_head"))}, strict=pool != "stats")
+    assert not torch.allclose(last.encode(x).f_mean, post.f_mean)
+    m.train()
+    loss = m.loss(x)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
+    save_model(m.eval(), tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.config.static_pool == pool and torch.allclose(again.encode(x).f_mean, post.f_mean)
+    with pytest.raises(ValueError, match="static_pool"):
+        DSAEConfig(static_pool="max")

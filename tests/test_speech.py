@@ -526,3 +526,47 @@ def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path
     assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"]["warp"] == 0.1
     r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--warp", "0.1", "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
+
+
+def test_contrast_term_asks_f_to_pick_out_its_partner(corpus, tmp_path):
+    import math
+
+    import torch
+
+    from models import DSAE, DSAEConfig
+    from models.config import PRESETS
+
+    with pytest.raises(ValueError, match="speech"):
+        DSAEConfig(contrast_weight=1.0)
+    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "contrast_weight": 2.0, "contrast_temperature": 0.1}))
+    n = 4
+    e = torch.eye(8)[:n] * 3.0  # four recordings, orthogonal f
+    # partners that agree: the loss is the log-sum over the batch's negatives, exp(-1/0.1) each, near 0
+    assert float(m.contrast_loss(torch.cat([e, e]))) == pytest.approx(math.log(1 + 3 * math.exp(-10)), rel=1e-3)
+    # partners that point elsewhere (b_k is a_{k+1}'s look): the loss is large
+    assert float(m.contrast_loss(torch.cat([e, torch.roll(e, 1, 0)]))) > 9.0
+    # two pairs of one recording are not each other's negatives
+    same = torch.cat([e[:1], e[:1], e[2:]])
+    groups = torch.tensor([0, 0, 2, 3] * 2)
+    assert float(m.contrast_loss(torch.cat([same, same]))) > 0.3  # a_0 cannot tell b_0 from b_1 ...
+    assert float(m.contrast_loss(torch.cat([same, same]), groups)) < 1e-3  # ... unless b_1 is known to be a_0's recording
+    m.train()
+    x = torch.randn(8, 20, 201)
+    torch.manual_seed(1)
+    out = m.loss(x, paired=True, groups=groups)
+    torch.manual_seed(1)
+    post = m.encode(x, sample=True)
+    assert torch.allclose(out["contrast"], m.contrast_loss(post.f_mean, groups))
+    elbo_part = out["recon"] + m.config.beta_f * out["kl_f"] + m.config.beta_z * out["kl_z"]
+    assert torch.allclose(out["loss"], elbo_part + 2.0 * out["contrast"]) and "pair" not in out
+    assert "contrast" not in m.loss(x) and "contrast" not in m.eval().loss(x, paired=True)
+    # from the command line: batches of pairs without the pair term, the term logged
+    run = tmp_path / "contrast"
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", "--contrast-weight", "1",
+               "--steps", 4, "--eval-every", 4, "--log-every", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("contrast" in row and np.isfinite(row["contrast"]) for row in rows)
+    assert json.loads((run / "config.json").read_text())["config"]["contrast_weight"] == 1.0
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--contrast-weight", "1", "--steps", 1)
+    assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output

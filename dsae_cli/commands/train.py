@@ -28,6 +28,7 @@ def train_command(
     preview_every: Optional[int] = typer.Option(None, "--preview-every", min=0, help="Steps between loss.png/preview.gif refreshes (0: off)."),
     posterior: Optional[str] = typer.Option(None, "--posterior", help="factorised: q(z_t|x_t) | full: q(z_1:T|f,x_1:T)."),
     dynamics: Optional[str] = typer.Option(None, "--dynamics", help="stochastic (the DSAE: z_1:T with a learned prior) | lstm-f | lstm-c (the paper's deterministic baselines: one z drives an LSTM)."),
+    static_pool: Optional[str] = typer.Option(None, "--static-pool", help="How q(f|x_1:T) pools its LSTM's outputs: last (the paper: the end states) | mean (over the frames) | stats (mean and standard deviation, as x-vector speaker embeddings do). Not in the paper unless last."),
     f_dim: Optional[int] = typer.Option(None, "--f-dim", min=1, help="Size of the static latent f."),
     z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
@@ -41,6 +42,8 @@ def train_command(
     z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f (the default preset's view)."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
+    contrast_weight: Optional[float] = typer.Option(None, "--contrast-weight", min=0.0, help="speech: weight of a contrastive term on f (batches of segment pairs; f of each segment must pick out its partner's among the batch's other recordings, as C-DSVAE contrasts its static latent). Not in the paper; 0 = off."),
+    contrast_temperature: Optional[float] = typer.Option(None, "--contrast-temperature", min=0.0, help="speech, with --contrast-weight: temperature of the cosine similarities (default 0.1)."),
     pair_weight: Optional[float] = typer.Option(None, "--pair-weight", min=0.0, help="speech: weight of the same-recording term (batches of segment pairs from one utterance; each segment also decoded with its partner's f, so f keeps only what the recording shares: the voice). Not in the paper; 0 = the paper's ELBO."),
     warp: Optional[float] = typer.Option(None, "--warp", min=0.0, help="speech: stretch each training segment's frequency axis by a random factor in [1/(1+W), 1+W] (vocal tract length perturbation: new voices from the same recordings, so f meets more speakers). Default: the preset's (speech 0.2, else 0 = off)."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
@@ -67,6 +70,8 @@ def train_command(
             raise DsaeError("--init-from starts a new run; it cannot be combined with --resume")
         if modality is not None and modality not in ("video", "speech"):
             raise DsaeError(f"unknown --modality {modality!r}; use video or speech")
+        if static_pool is not None and static_pool not in ("last", "mean", "stats"):
+            raise DsaeError(f"unknown --static-pool {static_pool!r}; use last, mean or stats")
         if posterior is not None and posterior not in ("factorised", "full"):
             raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
         if dynamics is not None and dynamics not in ("stochastic", "lstm-f", "lstm-c"):
@@ -76,7 +81,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, cycle_weight=cycle_weight, pair_weight=pair_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
