@@ -52,7 +52,7 @@ def test_every_dynamics_trains(dynamics):
     first = None
     for _ in range(40):
         loss = m.loss(x)["loss"]
-        first = first if first is not None else float(loss)
+        first = first if first is not None else float(loss.detach())
         opt.zero_grad()
         loss.backward()
         opt.step()
