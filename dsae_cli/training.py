@@ -57,6 +57,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
     warp: float = 0.0  # speech: each training sequence (with its partner, under --pair-weight) gets its frequency
     #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
+    channel: float = 0.0  # speech: each training sequence, pair partners independently, heard through its own random
+    #   smooth channel (a log gain curve of 4 cosine terms, each up to +-channel): what the recording set-up adds
+    #   then differs within a pair while the voice does not (0: off)
     fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
     #   the training sequences (DSAE.fit_f_prior: the ELBO's M-step for p(f)'s mean and covariance)
 
@@ -88,7 +91,7 @@ def _partner_table(groups: np.ndarray):
 
 class Trainer:
     paired = False  # speech --pair-weight / --contrast-weight: batches of segment pairs (set in __init__)
-    _warp_norm = None  # speech --warp: the features' normalisation, read once from checkpoint_extra
+    _warp_norm = None  # speech --warp / --channel: the features' normalisation, read once from checkpoint_extra
 
     def __init__(
         self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
@@ -161,6 +164,8 @@ class Trainer:
         x = self.data.x[idx]
         if self.cfg.warp > 0 and self.data.modality == "speech":
             x = self.warp_voices(x)
+        if self.cfg.channel > 0 and self.data.modality == "speech":
+            x = self.vary_channels(x)
         return self.to_batch(x)
 
     def warp_voices(self, x: np.ndarray) -> np.ndarray:
@@ -168,15 +173,30 @@ class Trainer:
         on the raw log-spectrum (the stored features are normalised per bin)."""
         from dsae_cli import audio
 
-        if self._warp_norm is None:
-            self._warp_norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
-        norm = self._warp_norm
+        norm = self._feature_norm()
         rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank, 1])
         n = len(x) // 2 if self.paired else len(x)
         alpha = np.exp(rng.uniform(-1.0, 1.0, n) * math.log1p(self.cfg.warp))
         if self.paired:
             alpha = np.concatenate([alpha, alpha])
         return norm.apply(audio.warp_frequency(norm.invert(x), alpha))
+
+    def vary_channels(self, x: np.ndarray) -> np.ndarray:
+        """--channel: add each sequence's own random channel response (pair partners draw apart) to its
+        raw log-spectrum; on the per-bin normalised features that is a gain curve divided by each bin's scale."""
+        from dsae_cli import audio
+
+        norm = self._feature_norm()
+        rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank, 2])
+        g = audio.channel_gains(len(x), x.shape[-1], self.cfg.channel, rng)
+        return (x + (g / norm.std)[:, None, :]).astype(np.float32)
+
+    def _feature_norm(self):
+        from dsae_cli import audio
+
+        if self._warp_norm is None:
+            self._warp_norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
+        return self._warp_norm
 
     def to_batch(self, x: np.ndarray) -> torch.Tensor:
         pin = self.device.startswith("cuda")  # page-locked host memory: the copy to the GPU runs asynchronously
@@ -747,6 +767,8 @@ def run_training(
         raise DsaeError(f"unknown --lr-schedule {cfg.lr_schedule!r}; use {', '.join(LR_SCHEDULES[:-1])} or {LR_SCHEDULES[-1]}")
     if cfg.warp < 0 or (cfg.warp > 0 and model_cfg.modality != "speech"):
         raise DsaeError("--warp stretches voices: it needs speech data (--data speech:DIR) and a value of 0 or more")
+    if cfg.channel < 0 or (cfg.channel > 0 and model_cfg.modality != "speech"):
+        raise DsaeError("--channel varies recording channels: it needs speech data (--data speech:DIR) and a value of 0 or more")
     autocast_dtype(cfg.precision, cfg.device)  # an impossible --precision fails now, not after loading the data
     dist = distributed.init(cfg.device)  # under torchrun: join the other processes
     if not dist.is_main:  # only rank 0 speaks

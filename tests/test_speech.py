@@ -570,3 +570,39 @@ def test_contrast_term_asks_f_to_pick_out_its_partner(corpus, tmp_path):
     assert json.loads((run / "config.json").read_text())["config"]["contrast_weight"] == 1.0
     r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--contrast-weight", "1", "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
+
+
+def test_channel_gives_each_segment_its_own_smooth_response(corpus, tmp_path):
+    from dsae_cli.speech_data import prepare_speech_training
+    from dsae_cli.training import TrainConfig, Trainer
+    from models import DSAE, DSAEConfig
+    from models.config import PRESETS
+
+    g = A.channel_gains(500, 201, 0.5, np.random.default_rng(0))
+    assert g.shape == (500, 201) and g.dtype == np.float32
+    assert np.abs(g).max() <= 4 * 0.5 + 1e-6 and np.abs(g).max() > 1.0  # 4 terms of at most 0.5 each
+    assert np.abs(np.diff(g, axis=1)).max() < 0.1  # smooth across neighbouring bins: a channel, not noise
+    assert abs(float(g.mean())) < 0.1  # as often louder as quieter
+
+    cfg = DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5})
+    data, _, meta, _ = prepare_speech_training(corpus, cfg, 0.2, 0)
+    t = Trainer(DSAE(cfg), data, None, TrainConfig(batch_size=8, channel=0.3), tmp_path / "c")
+    t.checkpoint_extra = meta
+    x = t.next_batch().numpy()
+    norm = A.Normalisation.from_dict(meta["normalisation"])
+    idx = np.sort(t.order[:4])
+    plain = data.x[np.concatenate([idx, t._partners(idx, np.random.default_rng([0, 0, 0]))])]
+    gain = norm.invert(x) - norm.invert(plain)  # on the raw log-spectrum: one curve per sequence, the same every frame
+    assert np.allclose(gain, gain[:, :1], atol=1e-3)
+    curves = gain[:, 0]
+    assert np.abs(curves).max() <= 4 * 0.3 + 1e-3 and np.ptp(curves, axis=1).min() > 0.01
+    assert not np.allclose(curves[:4], curves[4:], atol=0.05)  # partners of one recording hear different channels
+    # drawn from the step: the same step draws the same curves (a resumed run takes the same batches)
+    t.step, t.position = 0, 0
+    assert np.allclose(t.next_batch().numpy(), x)
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--preset", "tiny-speech", "--channel", "0.2",
+               "--steps", 3, "--eval-every", 3, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"]["channel"] == 0.2
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--channel", "0.1", "--steps", 1)
+    assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output

@@ -45,6 +45,7 @@ def train_command(
     contrast_weight: Optional[float] = typer.Option(None, "--contrast-weight", min=0.0, help="speech: weight of a contrastive term on f (batches of segment pairs; f of each segment must pick out its partner's among the batch's other recordings, as C-DSVAE contrasts its static latent). Not in the paper; 0 = off."),
     contrast_temperature: Optional[float] = typer.Option(None, "--contrast-temperature", min=0.0, help="speech, with --contrast-weight: temperature of the cosine similarities (default 0.1)."),
     pair_weight: Optional[float] = typer.Option(None, "--pair-weight", min=0.0, help="speech: weight of the same-recording term (batches of segment pairs from one utterance; each segment also decoded with its partner's f, so f keeps only what the recording shares: the voice). Not in the paper; 0 = the paper's ELBO."),
+    channel: Optional[float] = typer.Option(None, "--channel", min=0.0, help="speech: hear each training segment through its own random smooth channel (a log gain curve of 4 cosine terms, each up to +-W; pair partners draw apart), so the recording set-up stops telling segments of one recording from others. Not in the paper; 0 = off."),
     warp: Optional[float] = typer.Option(None, "--warp", min=0.0, help="speech: stretch each training segment's frequency axis by a random factor in [1/(1+W), 1+W] (vocal tract length perturbation: new voices from the same recordings, so f meets more speakers). Default: the preset's (speech 0.2, else 0 = off)."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
@@ -87,7 +88,7 @@ def train_command(
             for k, v in dict(
                 steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
                 eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup, lr_schedule=lr_schedule,
-                log_every=log_every, precision=precision, warp=warp, compile=compile_model, fit_f_prior=fit_prior,
+                log_every=log_every, precision=precision, warp=warp, channel=channel, compile=compile_model, fit_f_prior=fit_prior,
             ).items()
             if v is not None
         }  # fmt: skip
