@@ -671,7 +671,7 @@ TRAIN_PRESETS: dict[str, dict] = {
     "default": dict(batch_size=32, lr=1e-3, kl_warmup=0),
     "paper": dict(batch_size=64, lr=2e-4, kl_warmup=0),
     "tiny": dict(batch_size=8, lr=1e-3, kl_warmup=0, eval_every=50, checkpoint_every=100, preview_every=100),
-    # the embedded speech model's recipe (README): pairs of segments (the model preset's pair_weight),
+    # the embedded speech model's recipe (README): pairs of segments (the model preset's pair_weight and contrast_weight),
     # vocal tract length perturbation, the rate annealed over the run
     "speech": dict(batch_size=64, lr=1e-3, kl_warmup=0, warp=0.2, lr_schedule="cosine-time"),
     "tiny-speech": dict(batch_size=8, lr=1e-3, kl_warmup=0, eval_every=50, checkpoint_every=100, preview_every=100),
