@@ -473,14 +473,21 @@ def test_pair_term_decodes_each_segment_with_its_partners_f(corpus, tmp_path):
     assert torch.allclose(out["loss"], elbo_part + 0.5 * expected)
     assert "pair" not in m.loss(x) and "pair" not in m.eval().loss(x, paired=True)  # unpaired batches, evaluation
     # trained from the command line: batches of pairs, the term logged
-    run = tmp_path / "paired"
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", "--pair-weight", "1",
+    assert_paired_term_trains(corpus, tmp_path, "pair")
+
+
+def assert_paired_term_trains(corpus, tmp_path, term: str) -> None:
+    """``dsae train --TERM-weight 1`` on speech logs the term every step and keeps the weight in the
+    config; on video it is refused in one line."""
+    run = tmp_path / term
+    flag = f"--{term}-weight"
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", flag, "1",
                "--steps", 4, "--eval-every", 4, "--log-every", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert all("pair" in row and np.isfinite(row["pair"]) for row in rows)
-    assert json.loads((run / "config.json").read_text())["config"]["pair_weight"] == 1.0
-    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--pair-weight", "1", "--steps", 1)
+    assert all(term in row and np.isfinite(row[term]) for row in rows)
+    assert json.loads((run / "config.json").read_text())["config"][f"{term}_weight"] == 1.0
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", flag, "1", "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
 
 
@@ -496,7 +503,10 @@ def test_warp_frequency_moves_a_peak_by_the_factor_and_keeps_alpha_one():
     assert np.isclose(A.warp_frequency(top, np.array([0.5]))[0, 0, -1], 200.0)
 
 
-def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path):
+def first_paired_batch(corpus, out, **train):
+    """A trainer of a tiny paired speech model with these training options, its first batch, the same
+    four anchors and partners as stored (no augmentation), and the features' normalisation; the
+    trainer is rewound so that its next batch is the first again."""
     from dsae_cli.speech_data import prepare_speech_training
     from dsae_cli.training import TrainConfig, Trainer
     from models import DSAE, DSAEConfig
@@ -504,13 +514,19 @@ def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path
 
     cfg = DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5})
     data, _, meta, _ = prepare_speech_training(corpus, cfg, 0.2, 0)
-    t = Trainer(DSAE(cfg), data, None, TrainConfig(batch_size=8, warp=0.2), tmp_path / "w")
+    t = Trainer(DSAE(cfg), data, None, TrainConfig(batch_size=8, **train), out)
     t.checkpoint_extra = meta
     x = t.next_batch().numpy()
-    norm = A.Normalisation.from_dict(meta["normalisation"])
-    raw = norm.invert(x)
     t.step, t.position = 0, 0
-    plain = norm.invert(data.x[np.concatenate([np.sort(t.order[:4]), t._partners(np.sort(t.order[:4]), np.random.default_rng([0, 0, 0]))])])
+    idx = np.sort(t.order[:4])
+    stored = data.x[np.concatenate([idx, t._partners(idx, np.random.default_rng([0, 0, 0]))])]
+    return t, x, stored, A.Normalisation.from_dict(meta["normalisation"])
+
+
+def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path):
+    t, x, stored, norm = first_paired_batch(corpus, tmp_path / "w", warp=0.2)
+    raw = norm.invert(x)
+    plain = norm.invert(stored)
     # each sequence is its stored segment stretched by one factor in [1/1.2, 1.2]; anchor and partner share it
     def err(p, r, a):
         return np.abs(A.warp_frequency(p[None], np.array([a]))[0] - r).mean()
@@ -520,11 +536,16 @@ def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path
     assert all(err(p, r, a) < 0.1 * err(p, r, 1.0) for p, r, a in zip(plain, raw, best))
     assert np.allclose(best[:4], best[4:], atol=0.01) and np.ptp(best[:4]) > 0.01
     # from the command line, and refused for video
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--preset", "tiny-speech", "--warp", "0.1",
+    assert_speech_augmentation_trains(corpus, tmp_path, "warp", 0.1)
+
+
+def assert_speech_augmentation_trains(corpus, tmp_path, name: str, value: float) -> None:
+    """``dsae train --NAME VALUE`` trains on speech and records it in train.json; video refuses it in one line."""
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--preset", "tiny-speech", f"--{name}", str(value),
                "--steps", 3, "--eval-every", 3, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"]["warp"] == 0.1
-    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--warp", "0.1", "--steps", 1)
+    assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"][name] == value
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", f"--{name}", str(value), "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
 
 
@@ -561,37 +582,17 @@ def test_contrast_term_asks_f_to_pick_out_its_partner(corpus, tmp_path):
     assert torch.allclose(out["loss"], elbo_part + 2.0 * out["contrast"]) and "pair" not in out
     assert "contrast" not in m.loss(x) and "contrast" not in m.eval().loss(x, paired=True)
     # from the command line: batches of pairs without the pair term, the term logged
-    run = tmp_path / "contrast"
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", "--contrast-weight", "1",
-               "--steps", 4, "--eval-every", 4, "--log-every", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
-    assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert all("contrast" in row and np.isfinite(row["contrast"]) for row in rows)
-    assert json.loads((run / "config.json").read_text())["config"]["contrast_weight"] == 1.0
-    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--contrast-weight", "1", "--steps", 1)
-    assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
+    assert_paired_term_trains(corpus, tmp_path, "contrast")
 
 
 def test_channel_gives_each_segment_its_own_smooth_response(corpus, tmp_path):
-    from dsae_cli.speech_data import prepare_speech_training
-    from dsae_cli.training import TrainConfig, Trainer
-    from models import DSAE, DSAEConfig
-    from models.config import PRESETS
-
     g = A.channel_gains(500, 201, 0.5, np.random.default_rng(0))
     assert g.shape == (500, 201) and g.dtype == np.float32
     assert np.abs(g).max() <= 4 * 0.5 + 1e-6 and np.abs(g).max() > 1.0  # 4 terms of at most 0.5 each
     assert np.abs(np.diff(g, axis=1)).max() < 0.1  # smooth across neighbouring bins: a channel, not noise
     assert abs(float(g.mean())) < 0.1  # as often louder as quieter
 
-    cfg = DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5})
-    data, _, meta, _ = prepare_speech_training(corpus, cfg, 0.2, 0)
-    t = Trainer(DSAE(cfg), data, None, TrainConfig(batch_size=8, channel=0.3), tmp_path / "c")
-    t.checkpoint_extra = meta
-    x = t.next_batch().numpy()
-    norm = A.Normalisation.from_dict(meta["normalisation"])
-    idx = np.sort(t.order[:4])
-    plain = data.x[np.concatenate([idx, t._partners(idx, np.random.default_rng([0, 0, 0]))])]
+    t, x, plain, norm = first_paired_batch(corpus, tmp_path / "c", channel=0.3)
     gain = norm.invert(x) - norm.invert(plain)  # on the raw log-spectrum: one curve per sequence, the same every frame
     assert np.allclose(gain, gain[:, :1], atol=1e-3)
     curves = gain[:, 0]
@@ -600,9 +601,4 @@ def test_channel_gives_each_segment_its_own_smooth_response(corpus, tmp_path):
     # drawn from the step: the same step draws the same curves (a resumed run takes the same batches)
     t.step, t.position = 0, 0
     assert np.allclose(t.next_batch().numpy(), x)
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--preset", "tiny-speech", "--channel", "0.2",
-               "--steps", 3, "--eval-every", 3, "--preview-every", 0, "--device", "cpu")  # fmt: skip
-    assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"]["channel"] == 0.2
-    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", "--channel", "0.1", "--steps", 1)
-    assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
+    assert_speech_augmentation_trains(corpus, tmp_path, "channel", 0.2)
