@@ -91,7 +91,7 @@ def _partner_table(groups: np.ndarray):
 
 class Trainer:
     paired = False  # speech --pair-weight / --contrast-weight: batches of segment pairs (set in __init__)
-    _warp_norm = None  # speech --warp / --channel: the features' normalisation, read once from checkpoint_extra
+    _norm_cache = None  # speech --warp / --channel: the features' normalisation, read once from checkpoint_extra
 
     def __init__(
         self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
@@ -194,9 +194,9 @@ class Trainer:
     def _feature_norm(self):
         from dsae_cli import audio
 
-        if self._warp_norm is None:
-            self._warp_norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
-        return self._warp_norm
+        if self._norm_cache is None:
+            self._norm_cache = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
+        return self._norm_cache
 
     def to_batch(self, x: np.ndarray) -> torch.Tensor:
         pin = self.device.startswith("cuda")  # page-locked host memory: the copy to the GPU runs asynchronously
