@@ -184,6 +184,7 @@ BAD_CASES = [
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight and --contrast-temperature"),
     (("train", "--resume", "{m}", "--init-from", "{m}"), "cannot be combined with --resume"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--centred-z"), "z_centred applies to speech"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--static-pool", "max"), "static_pool must be one of"),
     # outputs
     (("reconstruct", "{b}/a.gif", "-o", "{b}/no/such/folder/r.gif"), "does not exist"),
     (("reconstruct", "{b}/a.gif", "-o", "{b}/a.gif"), "also an input"),

@@ -71,8 +71,6 @@ def train_command(
             raise DsaeError("--init-from starts a new run; it cannot be combined with --resume")
         if modality is not None and modality not in ("video", "speech"):
             raise DsaeError(f"unknown --modality {modality!r}; use video or speech")
-        if static_pool is not None and static_pool not in ("last", "mean", "stats"):
-            raise DsaeError(f"unknown --static-pool {static_pool!r}; use last, mean or stats")
         if posterior is not None and posterior not in ("factorised", "full"):
             raise DsaeError(f"unknown --posterior {posterior!r}; use factorised or full")
         if dynamics is not None and dynamics not in ("stochastic", "lstm-f", "lstm-c"):
