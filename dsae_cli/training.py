@@ -90,7 +90,7 @@ def _partner_table(groups: np.ndarray):
 
 
 class Trainer:
-    paired = False  # speech --pair-weight / --contrast-weight: batches of segment pairs (set in __init__)
+    paired = False  # speech --pair-weight / --contrast-weight / --adversary-weight: batches of segment pairs (set in __init__)
     _norm_cache = None  # speech --warp / --channel: the features' normalisation, read once from checkpoint_extra
 
     def __init__(
@@ -132,7 +132,7 @@ class Trainer:
         self.paired = model.config.paired
         if self.paired:
             if "utterance" not in data.labels:
-                raise DsaeError("--pair-weight and --contrast-weight need training data made of recordings (speech:DIR), whose segments they pair")
+                raise DsaeError("--pair-weight, --contrast-weight and --adversary-weight need training data made of recordings (speech:DIR), whose segments they pair")
             self._partners = _partner_table(data.labels["utterance"])
             self._recording = np.unique(np.asarray(data.labels["utterance"]), return_inverse=True)[1].reshape(-1)
         self.train_model = self._wrap_for_training()

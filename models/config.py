@@ -81,7 +81,12 @@ class DSAEConfig:
     #   batch of segment pairs, the posterior mean of f of each segment must pick out its partner's among the
     #   batch's other recordings (InfoNCE on cosine similarities, both ways), as C-DSVAE (Bai et al. 2021)
     #   contrasts its static latent; the pairs are those of pair_weight, which may be 0 here
-    contrast_temperature: float = 0.1  # speech, with contrast_weight: temperature of those similarities
+    contrast_temperature: float = 0.1  # speech, with contrast_weight or adversary_weight: temperature of those similarities
+    adversary_weight: float = 0.0  # speech: strength of a same-recording adversary on z (not in the paper; 0 = off): a
+    #   small network reads z's posterior means of each segment of a batch of segment pairs and learns to pick out
+    #   its partner's (InfoNCE, as the contrast term does for f), while the encoder is trained, through a gradient
+    #   reversal layer of this strength (Ganin & Lempitsky 2015), to make that impossible: z is asked to carry
+    #   nothing that two segments of one recording share (the voice, the channel), which is f's to carry
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -123,6 +128,10 @@ class DSAEConfig:
             raise ValueError("contrast_weight must not be negative and contrast_temperature must be positive")
         if self.contrast_weight and self.modality != "speech":
             raise ValueError("contrast_weight applies to speech models only (pairs are segments of one utterance)")
+        if self.adversary_weight < 0:
+            raise ValueError("adversary_weight must not be negative")
+        if self.adversary_weight and (self.modality != "speech" or self.dynamics != "stochastic"):
+            raise ValueError("adversary_weight applies to speech models with stochastic dynamics only (pairs are segments of one utterance)")
         if self.decoder_palette < 0 or self.film_hidden < 0:
             raise ValueError("decoder_palette and film_hidden must not be negative")
         if self.film_hidden and not (self.modality == "video" and self.decoder_film):
@@ -133,7 +142,7 @@ class DSAEConfig:
     @property
     def paired(self) -> bool:
         """Whether training batches come as pairs of segments of one recording."""
-        return self.pair_weight > 0 or self.contrast_weight > 0
+        return self.pair_weight > 0 or self.contrast_weight > 0 or self.adversary_weight > 0
 
     @property
     def z_reduced_view(self) -> bool:

@@ -19,7 +19,9 @@ implementations do, optimises a different objective; here roll-out is only used 
 
 Options beyond that model (each off by default): the paper's deterministic baselines
 (``dynamics="lstm-f"`` / ``"lstm-c"``: one z ~ N(0, I) per sequence drives an LSTM the decoder
-reads), and a latent cycle term added to the ELBO (``cycle_weight``, :meth:`DSAE.cycle_loss`).
+reads), a latent cycle term added to the ELBO (``cycle_weight``, :meth:`DSAE.cycle_loss`), and for
+speech the paired terms (``pair_weight``, ``contrast_weight``) and a same-recording adversary on z
+(``adversary_weight``, :meth:`DSAE.adversary_loss`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,24 @@ class Posterior:
     z_logvar: torch.Tensor  # (B, T, z_dim)
     f: torch.Tensor  # (B, f_dim): a sample, or the mean when encoding deterministically
     z: torch.Tensor  # (B, T, z_dim)
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward; the gradient times -scale backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """x unchanged, but what is trained through it is pushed the other way, ``scale`` times as hard."""
+    return _ReverseGradient.apply(x, scale)
 
 
 class GaussianHead(nn.Module):
@@ -109,6 +129,8 @@ class DSAE(nn.Module):
         # p(z_t | z_<t)
         self.prior_lstm = nn.LSTM(cfg.z_dim, H, batch_first=True)
         self.prior_head = GaussianHead(H, cfg.z_dim)
+        if cfg.adversary_weight > 0:  # training only: reads z_t's posterior means, pooled over time
+            self.z_adversary = nn.Sequential(nn.Linear(cfg.z_dim, H), nn.LeakyReLU(0.2), nn.Linear(H, H))
 
     # ----------------------------------------------------------------------------- encoding
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -395,6 +417,10 @@ class DSAE(nn.Module):
         if cfg.contrast_weight > 0 and self.training and paired:
             out["contrast"] = self.contrast_loss(post.f_mean, groups)
             out["loss"] = out["loss"] + cfg.contrast_weight * out["contrast"]
+        if cfg.adversary_weight > 0 and self.training and paired:
+            # the adversary learns at weight 1; the encoder gets its gradient reversed and scaled
+            out["adversary"] = self.adversary_loss(reverse_gradient(post.z_mean, cfg.adversary_weight), groups)
+            out["loss"] = out["loss"] + out["adversary"]
         if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1:
             out["cycle"] = self.cycle_loss(post)
             out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]
@@ -417,6 +443,12 @@ class DSAE(nn.Module):
             sim = sim.masked_fill(same, float("-inf"))
         target = torch.arange(n, device=sim.device)
         return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
+
+    def adversary_loss(self, z_mean: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+        """How well the adversary tells recordings apart from z alone: the InfoNCE of :meth:`contrast_loss`
+        on its embedding of each segment's z_1:T means (a per-step network, averaged over the steps).
+        Low when z carries what a recording's segments share; log(pairs) when it carries none of it."""
+        return self.contrast_loss(self.z_adversary(z_mean).mean(dim=1), groups)
 
     def cycle_loss(self, post: Posterior) -> torch.Tensor:
         """Latent cycle consistency, an addition to the ELBO in the spirit of the follow-up work's

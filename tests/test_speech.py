@@ -602,3 +602,64 @@ def test_channel_gives_each_segment_its_own_smooth_response(corpus, tmp_path):
     t.step, t.position = 0, 0
     assert np.allclose(t.next_batch().numpy(), x)
     assert_speech_augmentation_trains(corpus, tmp_path, "channel", 0.2)
+
+
+def test_adversary_on_z_learns_while_the_encoder_is_pushed_away(corpus, tmp_path):
+    import torch
+
+    from models import DSAE, DSAEConfig
+    from models.config import PRESETS
+    from models.dsae import reverse_gradient
+
+    with pytest.raises(ValueError, match="speech"):
+        DSAEConfig(adversary_weight=1.0)
+    # the reversal layer: the identity forward, the gradient flipped and scaled backward
+    x = torch.randn(5, requires_grad=True)
+    y = reverse_gradient(x, 3.0)
+    assert torch.equal(y, x)
+    (y * torch.arange(5.0)).sum().backward()
+    assert torch.allclose(x.grad, -3.0 * torch.arange(5.0))
+
+    torch.manual_seed(0)
+    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "adversary_weight": 2.0})).train()
+    assert m.config.paired and not hasattr(DSAE(DSAEConfig(**PRESETS["tiny-speech"])), "z_adversary")
+    groups = torch.arange(4).repeat(2)
+    xb = torch.randn(8, 20, 201)
+    torch.manual_seed(1)
+    out = m.loss(xb, paired=True, groups=groups)
+    torch.manual_seed(1)
+    post = m.encode(xb, sample=True)
+    assert torch.allclose(out["adversary"], m.adversary_loss(post.z_mean, groups))
+    elbo_part = out["recon"] + m.config.beta_f * out["kl_f"] + m.config.beta_z * out["kl_z"]
+    assert torch.allclose(out["loss"], elbo_part + out["adversary"])  # the adversary's own loss at weight 1
+    assert "adversary" not in m.loss(xb) and "adversary" not in m.eval().loss(xb, paired=True)
+    m.train()
+    # gradients: the adversary's descend its loss; the encoder's are those of the loss with the adversary's
+    # term counted -2 times (the reversal's scale), so the encoder is trained to raise it
+    adv_params = list(m.z_adversary.parameters())
+    enc = m.dynamic_head.linear.weight
+
+    def grads(loss):
+        return torch.autograd.grad(loss, [enc, *adv_params], retain_graph=True)
+
+    torch.manual_seed(2)
+    out = m.loss(xb, paired=True, groups=groups)
+    g_total = grads(out["loss"])
+    g_adv = grads(out["adversary"])  # through the reversal: the encoder's part already flipped and scaled
+    torch.manual_seed(2)
+    post = m.encode(xb, sample=True)
+    plain = torch.autograd.grad(m.adversary_loss(post.z_mean, groups), enc)[0]  # no reversal
+    assert torch.allclose(g_adv[0], -2.0 * plain, atol=1e-6)
+    assert all(torch.allclose(a, b) for a, b in zip(g_total[1:], g_adv[1:]))  # only the adversary's loss reaches it
+    # a short run of the adversary alone learns to tell recordings apart from z when z carries them
+    z = torch.randn(4, 1, 4).repeat(1, 20, 1)  # four recordings, each one constant z
+    zb = torch.cat([z, z + 0.05 * torch.randn_like(z)])
+    opt = torch.optim.Adam(m.z_adversary.parameters(), lr=1e-2)
+    first = float(m.adversary_loss(zb, groups).detach())
+    for _ in range(100):
+        opt.zero_grad()
+        loss = m.adversary_loss(zb, groups)
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.1 < first
+    assert_paired_term_trains(corpus, tmp_path, "adversary")
