@@ -3,7 +3,7 @@
 Generative model  p(x_1:T, z_1:T, f) = p(f) prod_t p(z_t | z_<t) p(x_t | z_t, f)
   p(f)            = N(0, I)  (or, optionally, N(m, S) fitted to the aggregate posterior: see fit_f_prior)
   p(z_t | z_<t)   = N(mu_t, sigma_t^2), (mu_t, sigma_t) from an LSTM over z_1 .. z_t-1
-  p(x_t | z_t, f) = Bernoulli or Gaussian, parameters from a frame decoder on [z_t, f]
+  p(x_t | z_t, f) = Bernoulli, Gaussian or Laplace, parameters from a frame decoder on [z_t, f]
 
 Inference
   q(f | x_1:T)        bidirectional LSTM over per-frame features
@@ -27,6 +27,7 @@ speech the paired terms (``pair_weight``, ``contrast_weight``) and a same-record
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -242,7 +243,7 @@ class DSAE(nn.Module):
         return h
 
     def decode_params(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Parameters of p(x_t | z_t, f) for every t: logits (Bernoulli) or means (Gaussian)."""
+        """Parameters of p(x_t | z_t, f) for every t: logits (Bernoulli) or means (Gaussian, Laplace)."""
         B, T = z.shape[:2]
         h = torch.cat([self.dynamic_states(z), f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
         out = self.frame_decoder(h)
@@ -377,9 +378,12 @@ class DSAE(nn.Module):
         """-log p(x_1:T | z_1:T, f) per sequence."""
         if self.config.likelihood == "bernoulli":
             nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
+        elif self.config.likelihood == "laplace":
+            b = self.config.likelihood_scale
+            nll = (x - params).abs() / b + math.log(2 * b)
         else:
             s = self.config.likelihood_scale
-            nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + torch.log(torch.tensor(s)))
+            nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + math.log(s))
         return nll.flatten(1).sum(1)
 
     def loss(
