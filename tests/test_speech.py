@@ -549,6 +549,19 @@ def assert_speech_augmentation_trains(corpus, tmp_path, name: str, value: float)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
 
 
+def paired_training_loss(m, x, groups):
+    """The training loss terms of model m on a paired batch x, the posterior sample they were computed on
+    (drawn again with the same noise), and the ELBO's part of the loss (its KL terms weighted)."""
+    import torch
+
+    m.train()
+    torch.manual_seed(1)
+    out = m.loss(x, paired=True, groups=groups)
+    torch.manual_seed(1)
+    post = m.encode(x, sample=True)
+    return out, post, out["recon"] + m.config.beta_f * out["kl_f"] + m.config.beta_z * out["kl_z"]
+
+
 def test_contrast_term_asks_f_to_pick_out_its_partner(corpus, tmp_path):
     import math
 
@@ -571,14 +584,9 @@ def test_contrast_term_asks_f_to_pick_out_its_partner(corpus, tmp_path):
     groups = torch.tensor([0, 0, 2, 3] * 2)
     assert float(m.contrast_loss(torch.cat([same, same]))) > 0.3  # a_0 cannot tell b_0 from b_1 ...
     assert float(m.contrast_loss(torch.cat([same, same]), groups)) < 1e-3  # ... unless b_1 is known to be a_0's recording
-    m.train()
     x = torch.randn(8, 20, 201)
-    torch.manual_seed(1)
-    out = m.loss(x, paired=True, groups=groups)
-    torch.manual_seed(1)
-    post = m.encode(x, sample=True)
+    out, post, elbo_part = paired_training_loss(m, x, groups)
     assert torch.allclose(out["contrast"], m.contrast_loss(post.f_mean, groups))
-    elbo_part = out["recon"] + m.config.beta_f * out["kl_f"] + m.config.beta_z * out["kl_z"]
     assert torch.allclose(out["loss"], elbo_part + 2.0 * out["contrast"]) and "pair" not in out
     assert "contrast" not in m.loss(x) and "contrast" not in m.eval().loss(x, paired=True)
     # from the command line: batches of pairs without the pair term, the term logged
@@ -625,12 +633,8 @@ def test_adversary_on_z_learns_while_the_encoder_is_pushed_away(corpus, tmp_path
     assert m.config.paired and not hasattr(DSAE(DSAEConfig(**PRESETS["tiny-speech"])), "z_adversary")
     groups = torch.arange(4).repeat(2)
     xb = torch.randn(8, 20, 201)
-    torch.manual_seed(1)
-    out = m.loss(xb, paired=True, groups=groups)
-    torch.manual_seed(1)
-    post = m.encode(xb, sample=True)
+    out, post, elbo_part = paired_training_loss(m, xb, groups)
     assert torch.allclose(out["adversary"], m.adversary_loss(post.z_mean, groups))
-    elbo_part = out["recon"] + m.config.beta_f * out["kl_f"] + m.config.beta_z * out["kl_z"]
     assert torch.allclose(out["loss"], elbo_part + out["adversary"])  # the adversary's own loss at weight 1
     assert "adversary" not in m.loss(xb) and "adversary" not in m.eval().loss(xb, paired=True)
     m.train()
