@@ -47,9 +47,10 @@ class DSAEConfig:
     #   the paper's deterministic baselines, one z ~ N(0, I) per sequence (q(z | x_1:T) from a bidirectional
     #   LSTM) driving an LSTM whose state h_t the decoder reads with f: h_0 = z, no input (lstm-f), or
     #   h_0 = 0 and z the input at every step (lstm-c)
-    likelihood: str = "bernoulli"  # p(x_t | z_t, f): "bernoulli" (video), "gaussian" or "laplace" (its mean is
-    #   the median of what the decoder is unsure between, so an uncertain edge pixel is drawn as one colour or
-    #   the other rather than their blend, and every small colour error costs as much per level as a large one)
+    likelihood: str = "bernoulli"  # p(x_t | z_t, f): "bernoulli" (video), "gaussian" or "laplace" (where the decoder
+    #   is unsure between colours, a Laplace's best location is their median, not their mean, so an uncertain edge
+    #   pixel is drawn as one colour or the other rather than their blend, and a small colour error costs as much
+    #   per level as a large one)
     likelihood_scale: float = 1.0  # gaussian: fixed standard deviation of p(x_t | z_t, f); laplace: its fixed scale b
     beta_f: float = 1.0  # weight of KL(q(f) || p(f)) in the loss; 1 is the paper's ELBO
     beta_z: float = 1.0  # weight of sum_t KL(q(z_t) || p(z_t | z_<t)); 1 is the paper's ELBO

@@ -209,7 +209,7 @@ def test_palette_decoder_draws_part_maps_that_f_colours():
         loss = m.loss(x)["loss"]
         loss.backward()
         opt.step()
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
     assert float(loss) < 0.9 * first
     with pytest.raises(ValueError, match="decoder_film"):
         DSAEConfig(decoder_palette=4)
