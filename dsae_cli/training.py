@@ -90,7 +90,7 @@ def _partner_table(groups: np.ndarray):
 
 
 class Trainer:
-    paired = False  # speech --pair-weight / --contrast-weight / --adversary-weight: batches of segment pairs (set in __init__)
+    paired = False  # speech --pair-weight / --contrast-weight / --adversary-weight / --decorrelation-weight: batches of segment pairs (set in __init__)
     _norm_cache = None  # speech --warp / --channel: the features' normalisation, read once from checkpoint_extra
 
     def __init__(
@@ -132,7 +132,7 @@ class Trainer:
         self.paired = model.config.paired
         if self.paired:
             if "utterance" not in data.labels:
-                raise DsaeError("--pair-weight, --contrast-weight and --adversary-weight need training data made of recordings (speech:DIR), whose segments they pair")
+                raise DsaeError("--pair-weight, --contrast-weight, --adversary-weight and --decorrelation-weight need training data made of recordings (speech:DIR), whose segments they pair")
             self._partners = _partner_table(data.labels["utterance"])
             self._recording = np.unique(np.asarray(data.labels["utterance"]), return_inverse=True)[1].reshape(-1)
         self.train_model = self._wrap_for_training()
@@ -658,7 +658,7 @@ def resume_trainer(
 
 # ---------------------------------------------------------------------------------------------
 # what --init-from lets a new run change: the objective, not the architecture
-LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight", "contrast_weight", "contrast_temperature")  # what --init-from may change
+LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight", "contrast_weight", "contrast_temperature", "decorrelation_weight")  # what --init-from may change
 
 
 def _options(names) -> str:
@@ -693,8 +693,8 @@ def run_training(
     """Train a new run in ``out`` (or continue ``resume``) and return a summary dict.
 
     ``init_from`` starts the new run from a trained model's weights and architecture (a fresh
-    optimiser; only the loss weights beta_f, beta_z, cycle_weight, likelihood_scale, pair_weight, contrast_weight and
-    contrast_temperature may be overridden).
+    optimiser; only the loss weights beta_f, beta_z, cycle_weight, likelihood_scale, pair_weight, contrast_weight,
+    contrast_temperature and decorrelation_weight may be overridden).
 
     ``model_overrides`` / ``train_overrides`` are explicit options that replace preset values;
     ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback.

@@ -90,6 +90,11 @@ class DSAEConfig:
     #   its partner's (InfoNCE, as the contrast term does for f), while the encoder is trained, through a gradient
     #   reversal layer of this strength (Ganin & Lempitsky 2015), to make that impossible: z is asked to carry
     #   nothing that two segments of one recording share (the voice, the channel), which is f's to carry
+    decorrelation_weight: float = 0.0  # speech: weight of a same-recording decorrelation term on z (not in the
+    #   paper; 0 = off): in a batch of segment pairs, each segment's z_1:T posterior means averaged over time,
+    #   standardised per dimension over the batch, and the squared Frobenius norm of the cross-correlation
+    #   matrix between the pairs' two halves: zero when nothing in z's segment means is shared by two
+    #   segments of one recording beyond chance, which is what a cosine score of utterance means of z reads
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -135,6 +140,10 @@ class DSAEConfig:
             raise ValueError("adversary_weight must not be negative")
         if self.adversary_weight and (self.modality != "speech" or self.dynamics != "stochastic"):
             raise ValueError("adversary_weight applies to speech models with stochastic dynamics only (pairs are segments of one utterance)")
+        if self.decorrelation_weight < 0:
+            raise ValueError("decorrelation_weight must not be negative")
+        if self.decorrelation_weight and self.modality != "speech":
+            raise ValueError("decorrelation_weight applies to speech models only (pairs are segments of one utterance)")
         if self.decoder_palette < 0 or self.film_hidden < 0:
             raise ValueError("decoder_palette and film_hidden must not be negative")
         if self.film_hidden and not (self.modality == "video" and self.decoder_film):
@@ -145,7 +154,7 @@ class DSAEConfig:
     @property
     def paired(self) -> bool:
         """Whether training batches come as pairs of segments of one recording."""
-        return self.pair_weight > 0 or self.contrast_weight > 0 or self.adversary_weight > 0
+        return self.pair_weight > 0 or self.contrast_weight > 0 or self.adversary_weight > 0 or self.decorrelation_weight > 0
 
     @property
     def z_reduced_view(self) -> bool:

@@ -20,8 +20,9 @@ implementations do, optimises a different objective; here roll-out is only used 
 Options beyond that model (each off by default): the paper's deterministic baselines
 (``dynamics="lstm-f"`` / ``"lstm-c"``: one z ~ N(0, I) per sequence drives an LSTM the decoder
 reads), a latent cycle term added to the ELBO (``cycle_weight``, :meth:`DSAE.cycle_loss`), and for
-speech the paired terms (``pair_weight``, ``contrast_weight``) and a same-recording adversary on z
-(``adversary_weight``, :meth:`DSAE.adversary_loss`).
+speech the paired terms (``pair_weight``, ``contrast_weight``), a same-recording adversary on z
+(``adversary_weight``, :meth:`DSAE.adversary_loss`) and a same-recording decorrelation term on z
+(``decorrelation_weight``, :meth:`DSAE.decorrelation_loss`).
 """
 
 from __future__ import annotations
@@ -425,6 +426,9 @@ class DSAE(nn.Module):
             # the adversary learns at weight 1; the encoder gets its gradient reversed and scaled
             out["adversary"] = self.adversary_loss(reverse_gradient(post.z_mean, cfg.adversary_weight), groups)
             out["loss"] = out["loss"] + out["adversary"]
+        if cfg.decorrelation_weight > 0 and self.training and paired:
+            out["decorrelation"] = self.decorrelation_loss(post.z_mean)
+            out["loss"] = out["loss"] + cfg.decorrelation_weight * out["decorrelation"]
         if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1:
             out["cycle"] = self.cycle_loss(post)
             out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]
@@ -453,6 +457,22 @@ class DSAE(nn.Module):
         on its embedding of each segment's z_1:T means (a per-step network, averaged over the steps).
         Low when z carries what a recording's segments share; log(pairs) when it carries none of it."""
         return self.contrast_loss(self.z_adversary(z_mean).mean(dim=1), groups)
+
+    @staticmethod
+    def decorrelation_loss(z_mean: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+        """What a paired batch [a_1..a_n, b_1..b_n]'s z shares within recordings: each segment's z_1:T
+        posterior means averaged over time, standardised per dimension over the whole batch (the cosine
+        scoring of utterance means standardises them too), and the squared Frobenius norm of the (z x z)
+        cross-correlation matrix of the a's with their partners. Zero when a segment's mean z says nothing
+        linear about its partner's; about z_dim**2 / n from chance alone for independent segments."""
+        B = z_mean.shape[0]
+        if B % 2:
+            raise ValueError("a paired batch has an even number of sequences")
+        n = B // 2
+        m = z_mean.mean(dim=1)
+        m = (m - m.mean(dim=0)) / (m.std(dim=0) + eps)
+        c = m[:n].T @ m[n:] / n
+        return c.square().sum()
 
     def cycle_loss(self, post: Posterior) -> torch.Tensor:
         """Latent cycle consistency, an addition to the ELBO in the spirit of the follow-up work's

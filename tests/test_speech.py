@@ -662,3 +662,41 @@ def test_adversary_on_z_learns_while_the_encoder_is_pushed_away(corpus, tmp_path
         opt.step()
     assert float(loss.detach()) < 0.1 < first
     assert_paired_term_trains(corpus, tmp_path, "adversary")
+
+
+def test_decorrelation_term_reads_what_z_shares_within_recordings(corpus, tmp_path):
+    import torch
+
+    from models import DSAE, DSAEConfig
+    from models.config import PRESETS
+
+    with pytest.raises(ValueError, match="speech"):
+        DSAEConfig(decorrelation_weight=1.0)
+    torch.manual_seed(0)
+    n, T, d = 64, 20, 4
+    noise = torch.randn(2 * n, T, d)
+    shared = torch.randn(n, 1, d).repeat(2, T, 1)  # each recording's own constant, in both of its segments
+    loose = float(DSAE.decorrelation_loss(noise))
+    leaky = float(DSAE.decorrelation_loss(noise + 3 * shared))
+    assert loose < 3 * d * d / n < d < leaky  # chance level about d^2 / n; a shared part gives about d
+    # blind to the scale of z and to a constant offset (the scores standardise utterance means too)
+    assert torch.allclose(DSAE.decorrelation_loss(5 * noise + 2), DSAE.decorrelation_loss(noise), rtol=1e-2)
+    # in the training loss, weighted; only for paired training batches
+    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "decorrelation_weight": 2.0})).train()
+    assert m.config.paired
+    groups = torch.arange(4).repeat(2)
+    xb = torch.randn(8, 20, 201)
+    out, post, elbo_part = paired_training_loss(m, xb, groups)
+    assert torch.allclose(out["decorrelation"], DSAE.decorrelation_loss(post.z_mean))
+    assert torch.allclose(out["loss"], elbo_part + 2.0 * out["decorrelation"])
+    assert "decorrelation" not in m.loss(xb) and "decorrelation" not in m.eval().loss(xb, paired=True)
+    # minimising it alone takes a shared part out of z's encoder
+    zs = (noise + 3 * shared).requires_grad_(True)
+    opt = torch.optim.Adam([zs], lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        loss = DSAE.decorrelation_loss(zs)
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < loose
+    assert_paired_term_trains(corpus, tmp_path, "decorrelation")
