@@ -1,6 +1,6 @@
 """Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
 
-Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--json]
+Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--json]
 
 Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
 drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
@@ -24,9 +24,9 @@ from dsae_cli.datasets import video_batch
 from models import DSAE, DSAEConfig, PRESETS
 
 
-def matmul_peak(n: int = 2048, reps: int = 10) -> float:
-    """Measured fp32 matmul FLOP/s (best of several n x n products)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, reps: int = 10, dtype=torch.float32) -> float:
+    """Measured matmul FLOP/s in ``dtype`` (best of several n x n products)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b
     best = 0.0
@@ -37,8 +37,9 @@ def matmul_peak(n: int = 2048, reps: int = 10) -> float:
     return best
 
 
-def train_step(model, opt, x):
-    out = model(x)  # forward() is the loss, so a compiled model runs compiled
+def train_step(model, opt, x, bf16: bool = False):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as dsae train --precision bf16 on a CPU
+        out = model(x)  # forward() is the loss, so a compiled model runs compiled
     opt.zero_grad(set_to_none=True)
     out["loss"].backward()
     opt.step()
@@ -99,10 +100,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--compile", action="store_true", help="time torch.compile'd steps (as dsae train --compile; FLOPs counted eagerly)")
     ap.add_argument("--processes", type=int, default=1, help="time N DDP processes (gloo) sharing each batch, as torchrun --nproc_per_node=N does; each gets --threads threads (default 1)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
-    if args.processes > 1 and (args.compile or args.batch_size % args.processes):
-        ap.error("--processes needs a --batch-size it divides, and no --compile")
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32"):
+        ap.error("--processes needs a --batch-size it divides, no --compile and fp32")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -129,12 +131,13 @@ def main() -> None:
         step_s = ddp_step_seconds(args.preset, args.batch_size, args.steps, args.processes, args.threads or 1)
     else:
         step_model = torch.compile(model) if args.compile else model
+        bf16 = args.precision == "bf16"
         for i in range(3):
-            train_step(step_model, opt, batch(i))
+            train_step(step_model, opt, batch(i), bf16)
         times = []
         for i in range(args.steps):
             t = time.perf_counter()
-            train_step(step_model, opt, batch(i))  # the uint8 -> float conversion is part of a real step
+            train_step(step_model, opt, batch(i), bf16)  # the uint8 -> float conversion is part of a real step
             times.append(time.perf_counter() - t)
         step_s = statistics.median(times)
     seq_per_s = args.batch_size / step_s
@@ -145,6 +148,7 @@ def main() -> None:
         "threads": torch.get_num_threads() if args.processes == 1 else args.threads or 1,
         "processes": args.processes,
         "compiled": args.compile,
+        "precision": args.precision,
         "seq_per_s": round(seq_per_s, 2),
         "flops_per_seq": int(flops_per_seq),
         "matmul_peak_gflops": round(peak / 1e9, 1),
@@ -152,6 +156,10 @@ def main() -> None:
         "mfu": round(seq_per_s * flops_per_seq / peak, 3),
         "params": sum(p.numel() for p in model.parameters()),
     }
+    if args.precision == "bf16":
+        peak16 = matmul_peak(dtype=torch.bfloat16)
+        res["matmul_peak_bf16_gflops"] = round(peak16 / 1e9, 1)
+        res["mfu_bf16_peak"] = round(seq_per_s * flops_per_seq / peak16, 3)
     if args.json:
         print(json.dumps(res))
     else:

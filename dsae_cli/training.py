@@ -53,7 +53,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant"; "cosine": the learning rate anneals to 0 over `steps`;
     # "cosine-time": it anneals to 0 by whichever ends first, `steps` or the `minutes` wall budget (a resume
     # continues from where the anneal was and finishes it over the new budget)
-    precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16"
+    precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16" (CUDA, or a CPU with native bf16)
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
     warp: float = 0.0  # speech: each training sequence (with its partner, under --pair-weight) gets its frequency
     #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
@@ -299,7 +299,8 @@ class Trainer:
         self.current_lr = self.lr_at(self.step)
         for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
             group["lr"] = self.current_lr
-        with torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext():
+        amp = torch.autocast(torch.device(self.device).type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        with amp:
             groups = self.batch_groups if self.paired else None
             out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired, groups=groups)
         keys = list(out)
@@ -510,14 +511,22 @@ def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so autocast to it runs faster."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(bool(check()) for check in checks if check is not None)
+
+
 def autocast_dtype(precision: str, device: str):
-    """The dtype the forward pass autocasts to on ``device`` (None: plain float32)."""
+    """The dtype the forward pass autocasts to on ``device`` (None: plain float32). "auto" is bf16 on a
+    CUDA device that has it and fp32 on CPUs; "bf16" on a CPU needs native bf16 (AVX512-BF16 or AMX)."""
     if precision not in PRECISIONS:
         raise DsaeError(f"unknown --precision {precision!r}; use {', '.join(PRECISIONS)}")
     cuda = device.startswith("cuda")
-    if precision == "bf16" and not cuda:
-        raise DsaeError("--precision bf16 needs --device cuda; use --precision fp32 (or auto) on this device")
-    if precision == "fp32" or not cuda:
+    if precision == "bf16" and not cuda and not cpu_has_bf16():
+        raise DsaeError("--precision bf16 needs --device cuda or a CPU with native bf16 (AVX512-BF16 or AMX); use --precision fp32 (or auto) here")
+    if precision == "fp32" or (precision == "auto" and not cuda):
         return None
     if precision == "auto" and not torch.cuda.is_bf16_supported():
         return None

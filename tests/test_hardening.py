@@ -176,12 +176,11 @@ BAD_CASES = [
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--lr", 0), "--lr positive"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--lr-schedule", "step"), "unknown --lr-schedule"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--precision", "fp8"), "unknown --precision"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--precision", "bf16", "--device", "cpu"), "needs --device cuda"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--posterior", "psychic"), "unknown --posterior"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--dynamics", "lstm-x"), "unknown --dynamics"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/missing"), "not found"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/a.gif"), "not a readable safetensors"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight and --contrast-temperature"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight, --contrast-temperature and --decorrelation-weight"),
     (("train", "--resume", "{m}", "--init-from", "{m}"), "cannot be combined with --resume"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--centred-z"), "z_centred applies to speech"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--static-pool", "max"), "static_pool must be one of"),
@@ -667,3 +666,23 @@ def test_speech_model_refused_by_video_commands(speech, gifs, tmp_path):
     _, run = speech
     r = invoke("reconstruct", next(gifs.glob("*.gif")), "-o", tmp_path / "r.gif", "--model", run, "--device", "cpu")
     assert r.exit_code == 1 and r.output.startswith("error: ") and "is a speech model" in r.output
+
+
+def test_bf16_on_cpu_trains_where_the_cpu_has_it_and_says_why_not_elsewhere(gifs, tmp_path, monkeypatch):
+    from dsae_cli import training
+
+    args = ("train", "--data", gifs, "--preset", "tiny", "--precision", "bf16", "--device", "cpu", "--steps", 3,
+            "--eval-every", 3, "--preview-every", 0, "--log-every", 1)  # fmt: skip
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    r = invoke(*args, "--out", tmp_path / "no")
+    assert r.exit_code == 1 and "needs --device cuda or a CPU with native bf16" in r.output and "Traceback" not in r.output
+    assert training.autocast_dtype("auto", "cpu") is None  # never chosen for the user on a CPU
+    monkeypatch.undo()
+    if not training.cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16")
+    assert training.autocast_dtype("bf16", "cpu") is torch.bfloat16
+    r = invoke(*args, "--out", tmp_path / "yes")
+    assert r.exit_code == 0, r.output
+    rows = metrics(tmp_path / "yes")
+    assert len(rows) >= 3 and all(math.isfinite(row["loss"]) for row in rows)
+    assert json.loads((tmp_path / "yes" / "train.json").read_text())["train"]["precision"] == "bf16"

@@ -53,7 +53,7 @@ def train_command(
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps) | cosine-time (to 0 by the end of --minutes or --steps, whichever comes first). Default: constant."),
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl lines (default 10)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA only). Default: auto."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA, or a CPU with native bf16: AVX512-BF16 or AMX, where its steps run faster). Default: auto."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model for training (worth it on CUDA). Default: off."),
     fit_prior: Optional[bool] = typer.Option(None, "--fit-prior/--no-fit-prior", help="At the end, fit p(f) to the training sequences' aggregate posterior (a full-covariance Gaussian; the ELBO's best p(f) for the trained encoder), so generated f land where the decoder was trained. Default: on; off keeps the paper's N(0, I)."),
     device: str = DeviceOption,
