@@ -86,7 +86,8 @@ class GaussianHead(nn.Module):
         self.linear = nn.Linear(in_dim, 2 * out_dim)
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.linear(h).chunk(2, dim=-1)
+        # float32 even under bf16 autocast: the samples, KLs and log-densities built on these need its precision
+        mean, logvar = self.linear(h).float().chunk(2, dim=-1)
         # a soft floor and ceiling keeps exp(logvar) finite early in training
         return mean, logvar.clamp(-12.0, 8.0)
 
