@@ -86,7 +86,7 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, 
     first_fresh = json.loads((fresh / "metrics.jsonl").read_text().splitlines()[0])["recon"]
     assert rows[0]["recon"] < first_fresh
     bad = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "bad", "--init-from", tiny_run, "--f-dim", 3)
-    assert bad.exit_code == 1 and "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight and --contrast-temperature" in bad.output and "--f-dim" in bad.output
+    assert bad.exit_code == 1 and "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight, --contrast-temperature and --decorrelation-weight" in bad.output and "--f-dim" in bad.output
 
 
 def test_train_fits_p_f_and_fit_prior_does_the_same_for_any_model(tiny_run, sprite_gifs, tmp_path):
