@@ -52,10 +52,23 @@ class ConvFrameDecoder(nn.Module):
 
     With ``film_hidden > 0`` f reaches all of these through a hidden layer (LeakyReLU) of that size
     instead of one linear map.
+
+    With ``refine > 0`` the last transposed conv draws ``refine`` feature maps at full resolution
+    instead of the colours (FiLM-modulated by f as well, where FiLM is on), and a LeakyReLU and a 1x1
+    conv turn them into colours: every output pixel gets a non-linear choice of colour of its own,
+    where otherwise each 2x2 block of pixels is one linear map of the 32x32 layer below it.
     """
 
     def __init__(
-        self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0, palette: int = 0, film_hidden: int = 0
+        self,
+        in_dim: int,
+        channels: int,
+        frame_size: int,
+        width: int,
+        film_dim: int = 0,
+        palette: int = 0,
+        film_hidden: int = 0,
+        refine: int = 0,
     ):
         super().__init__()
         w = width
@@ -64,7 +77,8 @@ class ConvFrameDecoder(nn.Module):
         self.film_dim = film_dim
         self.channels = channels
         self.palette = palette if film_dim else 0
-        out = self.palette or channels
+        self.refine = refine
+        out = refine or self.palette or channels
         self.fc = nn.Sequential(nn.Linear(in_dim - film_dim, 8 * w * self.side * self.side), _act())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(8 * w, 4 * w, 4, 2, 1), _act(),
@@ -72,8 +86,10 @@ class ConvFrameDecoder(nn.Module):
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(w, out, 4, 2, 1),
         )  # fmt: skip
+        if refine:  # full-resolution features -> colours (or palette maps), one pixel at a time
+            self.refine_out = nn.Sequential(_act(), nn.Conv2d(refine, self.palette or channels, 1))
         if film_dim:
-            self.film_channels = [8 * w, 4 * w, 2 * w, w]
+            self.film_channels = [8 * w, 4 * w, 2 * w, w] + ([refine] if refine else [])
             n_out = 2 * sum(self.film_channels) + channels + channels * self.palette
             self.film_mlp = nn.Sequential(nn.Linear(film_dim, film_hidden), _act()) if film_hidden else nn.Identity()
             self.film = nn.Linear(film_hidden or film_dim, n_out)
@@ -85,8 +101,8 @@ class ConvFrameDecoder(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if not self.film_dim:
             g = self.fc(h).view(-1, 8 * self.width, self.side, self.side)
-            g = g.contiguous(memory_format=torch.channels_last)
-            return self.deconv(g).contiguous()
+            g = self.deconv(g.contiguous(memory_format=torch.channels_last))
+            return (self.refine_out(g) if self.refine else g).contiguous()
         content, style = h[:, : -self.film_dim], h[:, -self.film_dim :]
         params = self.film(self.film_mlp(style))
         g = self.fc(content).view(-1, 8 * self.width, self.side, self.side)
@@ -98,7 +114,12 @@ class ConvFrameDecoder(nn.Module):
             beta = params[:, i + c : i + 2 * c, None, None]
             i += 2 * c
             g = g * (1 + gamma) + beta
-            g = layers[2 * k + 1](layers[2 * k](g)) if k < 3 else layers[2 * k](g)
+            if k < 3:
+                g = layers[2 * k + 1](layers[2 * k](g))
+            elif k == 3:
+                g = layers[6](g)
+            else:  # the full-resolution features, modulated like every layer before them
+                g = self.refine_out(g)
         bias = params[:, i : i + self.channels, None, None]
         if self.palette:  # (N, K, H, W) maps -> (N, C, H, W) colours, one mix per frame's f
             mix = params[:, i + self.channels :].view(-1, self.channels, self.palette)
@@ -139,8 +160,16 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
         palette = getattr(cfg, "decoder_palette", 0)
         hidden = getattr(cfg, "film_hidden", 0)
+        refine = getattr(cfg, "decoder_refine", 0)
         dec = ConvFrameDecoder(
-            cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, film_dim=film, palette=palette, film_hidden=hidden
+            cfg.f_dim + d,
+            cfg.channels,
+            cfg.frame_size,
+            cfg.conv_width,
+            film_dim=film,
+            palette=palette,
+            film_hidden=hidden,
+            refine=refine,
         )
     else:
         enc = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)

@@ -39,6 +39,7 @@ def train_command(
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
     decoder_palette: Optional[int] = typer.Option(None, "--palette", min=0, help="video, with --film: the decoder draws this many part maps and f picks each one's colour (0: off)."),
     film_hidden: Optional[int] = typer.Option(None, "--film-hidden", min=0, help="video, with --film: f reaches the FiLM scales and shifts (and the palette) through a hidden layer of this many units (0: one linear map)."),
+    decoder_refine: Optional[int] = typer.Option(None, "--refine", min=0, help="video: the decoder's last layer draws this many feature maps at full resolution, turned into colours pixel by pixel by a LeakyReLU and a 1x1 conv (sharper thin outlines; 0: off)."),
     z_silhouette: Optional[bool] = typer.Option(None, "--silhouette-z/--no-silhouette-z", help="video: z's encoder sees only the figure's silhouette (no colours or inner detail), so the look must come from f (the default preset's view)."),
     z_input_size: Optional[int] = typer.Option(None, "--z-input-size", min=0, help="z's encoder sees frames average-pooled to this size (e.g. 16; 0 = full frames)."),
     cycle_weight: Optional[float] = typer.Option(None, "--cycle-weight", min=0.0, help="Weight of the latent cycle term (swapped and prior f decoded, encoded again; not in the paper; 0 = the paper's ELBO)."),
@@ -82,7 +83,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, adversary_weight=adversary_weight, decorrelation_weight=decorrelation_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, decoder_refine=decoder_refine, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, adversary_weight=adversary_weight, decorrelation_weight=decorrelation_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
