@@ -21,7 +21,7 @@ def config_from_dict(cls, d: dict, what: str = "config fields"):
     return cls(**d)
 POSTERIORS = ("factorised", "full")
 DYNAMICS = ("stochastic", "lstm-f", "lstm-c")
-LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
+LIKELIHOODS = ("bernoulli", "gaussian", "laplace", "mixture")
 F_PRIORS = ("standard", "fitted")
 STATIC_POOLS = ("last", "mean", "stats")
 
@@ -51,7 +51,13 @@ class DSAEConfig:
     #   is unsure between colours, a Laplace's best location is their median, not their mean, so an uncertain edge
     #   pixel is drawn as one colour or the other rather than their blend, and a small colour error costs as much
     #   per level as a large one)
-    likelihood_scale: float = 1.0  # gaussian: fixed standard deviation of p(x_t | z_t, f); laplace: its fixed scale b
+    #   per level as a large one); "mixture" (video): at every pixel a mixture of likelihood_components Gaussians,
+    #   each with its own colour and weight from the decoder and the fixed scale likelihood_scale, so an uncertain
+    #   edge pixel is "skin or outline" rather than their blend; decoded frames show each pixel's most probable
+    #   component's colour
+    likelihood_scale: float = 1.0  # gaussian, mixture: fixed standard deviation of p(x_t | z_t, f) (of each
+    #   component); laplace: its fixed scale b
+    likelihood_components: int = 3  # mixture: Gaussians per pixel (the decoder draws components x (channels + 1) maps)
     beta_f: float = 1.0  # weight of KL(q(f) || p(f)) in the loss; 1 is the paper's ELBO
     beta_z: float = 1.0  # weight of sum_t KL(q(z_t) || p(z_t | z_<t)); 1 is the paper's ELBO
     z_colour_blind: bool = False  # video: z's own frame encoder sees grey frames (random channel mix per
@@ -150,6 +156,10 @@ class DSAEConfig:
             raise ValueError("decorrelation_weight applies to speech models only (pairs are segments of one utterance)")
         if self.decoder_palette < 0 or self.film_hidden < 0 or self.decoder_refine < 0:
             raise ValueError("decoder_palette, film_hidden and decoder_refine must not be negative")
+        if self.likelihood == "mixture" and self.modality != "video":
+            raise ValueError("the mixture likelihood applies to video models only")
+        if self.likelihood_components < 1:
+            raise ValueError("likelihood_components must be positive")
         if self.decoder_refine and self.modality != "video":
             raise ValueError("decoder_refine needs a video model")
         if self.film_hidden and not (self.modality == "video" and self.decoder_film):

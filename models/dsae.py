@@ -3,7 +3,8 @@
 Generative model  p(x_1:T, z_1:T, f) = p(f) prod_t p(z_t | z_<t) p(x_t | z_t, f)
   p(f)            = N(0, I)  (or, optionally, N(m, S) fitted to the aggregate posterior: see fit_f_prior)
   p(z_t | z_<t)   = N(mu_t, sigma_t^2), (mu_t, sigma_t) from an LSTM over z_1 .. z_t-1
-  p(x_t | z_t, f) = Bernoulli, Gaussian or Laplace, parameters from a frame decoder on [z_t, f]
+  p(x_t | z_t, f) = Bernoulli, Gaussian, Laplace or a per-pixel mixture of Gaussians, parameters from
+                    a frame decoder on [z_t, f]
 
 Inference
   q(f | x_1:T)        bidirectional LSTM over per-frame features
@@ -71,6 +72,40 @@ class _ReverseGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return -ctx.scale * grad, None
+
+
+class _MixtureNLL(torch.autograd.Function):
+    """-log sum_k pi_k prod_c N(x_c; mu_kc, s^2) per pixel, with its gradient written out: with
+    responsibilities r_k (the posterior of the components given x), d/dlogit_k = pi_k - r_k and
+    d/dmu_kc = -r_k (x_c - mu_kc) / s^2. Takes the decoder's (B, T, K * (C + 1), H, W) output whole
+    (K logits, then K colours), keeps no colour-sized temporary and writes the gradient into one
+    tensor: on CPU, autograd through log_softmax and logsumexp took about twice as long."""
+
+    @staticmethod
+    def forward(ctx, params: torch.Tensor, x: torch.Tensor, K: int, s: float) -> torch.Tensor:
+        C = x.shape[2]
+        log_pi = torch.log_softmax(params[:, :, :K], dim=2)
+        a = log_pi.clone()
+        for k in range(K):
+            mu = params[:, :, K + k * C : K + (k + 1) * C]
+            a[:, :, k].sub_((x - mu).square_().sum(dim=2).mul_(0.5 / (s * s)))
+        lse = torch.logsumexp(a, dim=2)
+        ctx.save_for_backward(params, x, log_pi, a.sub_(lse.unsqueeze(2)).exp_())  # the responsibilities
+        ctx.K, ctx.s = K, s
+        return (C * (0.5 * LOG_2PI + math.log(s))) - lse
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        params, x, log_pi, r = ctx.saved_tensors
+        K, s, C = ctx.K, ctx.s, x.shape[2]
+        g = grad.unsqueeze(2)
+        out = torch.empty_like(params)
+        torch.mul(log_pi.exp().sub_(r), g, out=out[:, :, :K])
+        rg = (r * g).mul_(1.0 / (s * s))
+        for k in range(K):
+            mu = params[:, :, K + k * C : K + (k + 1) * C]
+            torch.mul(mu - x, rg[:, :, k : k + 1], out=out[:, :, K + k * C : K + (k + 1) * C])
+        return out, None, None, None
 
 
 def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -251,11 +286,25 @@ class DSAE(nn.Module):
         out = self.frame_decoder(h)
         return out.view(B, T, *out.shape[1:])
 
+    def mixture_parts(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A mixture decoder's (B, T, K * (C + 1), H, W) output as the components' weight logits
+        (B, T, K, H, W) and colours (B, T, K, C, H, W)."""
+        K, C = self.config.likelihood_components, self.config.channels
+        B, T, _, H, W = params.shape
+        return params[:, :, :K], params[:, :, K:].reshape(B, T, K, C, H, W)
+
     def decode(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The mean of p(x_1:T | z_1:T, f): pixel intensities in [0, 1] or spectrogram values."""
+        """The mean of p(x_1:T | z_1:T, f): pixel intensities in [0, 1] or spectrogram values. For the
+        mixture likelihood, each pixel's most probable component's colour instead (the mixture's mean
+        would blend the colours it keeps apart)."""
         params = self.decode_params(f, z)
         if self.config.likelihood == "bernoulli":
             return torch.sigmoid(params)
+        if self.config.likelihood == "mixture":
+            logits, colours = self.mixture_parts(params)
+            best = logits.argmax(dim=2, keepdim=True).unsqueeze(3)  # (B, T, 1, 1, H, W)
+            best = best.expand(-1, -1, -1, colours.shape[3], -1, -1)
+            return colours.gather(2, best).squeeze(2).clamp(0.0, 1.0)
         # a Gaussian's mean is unbounded; pixels are not
         return params.clamp(0.0, 1.0) if self.config.modality == "video" else params
 
@@ -383,6 +432,9 @@ class DSAE(nn.Module):
         elif self.config.likelihood == "laplace":
             b = self.config.likelihood_scale
             nll = (x - params).abs() / b + math.log(2 * b)
+        elif self.config.likelihood == "mixture":  # -log sum_k pi_k prod_c N(x_c; mu_kc, s^2), per pixel
+            cfg = self.config
+            nll = _MixtureNLL.apply(params.float(), x.float(), cfg.likelihood_components, float(cfg.likelihood_scale))
         else:
             s = self.config.likelihood_scale
             nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + math.log(s))

@@ -161,9 +161,12 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
         palette = getattr(cfg, "decoder_palette", 0)
         hidden = getattr(cfg, "film_hidden", 0)
         refine = getattr(cfg, "decoder_refine", 0)
+        out_channels = cfg.channels
+        if getattr(cfg, "likelihood", "") == "mixture":  # per component: its colour, and its weight's logit
+            out_channels = cfg.likelihood_components * (cfg.channels + 1)
         dec = ConvFrameDecoder(
             cfg.f_dim + d,
-            cfg.channels,
+            out_channels,
             cfg.frame_size,
             cfg.conv_width,
             film_dim=film,

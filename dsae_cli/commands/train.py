@@ -33,8 +33,9 @@ def train_command(
     z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
-    likelihood: Optional[str] = typer.Option(None, "--likelihood", help="p(x_t | z_t, f): bernoulli | gaussian (the default preset's) | laplace (sharper: an uncertain pixel takes the median, not the blend); gaussian and laplace have a fixed --likelihood-scale."),
-    likelihood_scale: Optional[float] = typer.Option(None, "--likelihood-scale", min=1e-6, help="gaussian: the fixed standard deviation of p(x_t | z_t, f); laplace: its fixed scale b (smaller weighs reconstruction more)."),
+    likelihood: Optional[str] = typer.Option(None, "--likelihood", help="p(x_t | z_t, f): bernoulli | gaussian (the default preset's) | laplace (sharper: an uncertain pixel takes the median, not the blend) | mixture (video: --components Gaussians per pixel, each with its own colour; an uncertain pixel is drawn in its likeliest colour, not a blend); gaussian, laplace and mixture have a fixed --likelihood-scale."),
+    likelihood_components: Optional[int] = typer.Option(None, "--components", min=1, help="--likelihood mixture: Gaussians per pixel (default 3)."),
+    likelihood_scale: Optional[float] = typer.Option(None, "--likelihood-scale", min=1e-6, help="gaussian, mixture: the fixed standard deviation of p(x_t | z_t, f) (of each component); laplace: its fixed scale b (smaller weighs reconstruction more)."),
     colour_blind_z: Optional[bool] = typer.Option(None, "--colour-blind-z/--no-colour-blind-z", help="z's encoder sees grey frames, so colours must come from f (replaces the default preset's silhouette view; the paper's model has neither: --no-silhouette-z)."),
     decoder_film: Optional[bool] = typer.Option(None, "--film/--no-film", help="f reaches the decoder only as per-channel scales and shifts (FiLM); the layout comes from z_t."),
     decoder_palette: Optional[int] = typer.Option(None, "--palette", min=0, help="video, with --film: the decoder draws this many part maps and f picks each one's colour (0: off)."),
@@ -83,7 +84,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, decoder_refine=decoder_refine, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, adversary_weight=adversary_weight, decorrelation_weight=decorrelation_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, likelihood_components=likelihood_components, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, decoder_refine=decoder_refine, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, adversary_weight=adversary_weight, decorrelation_weight=decorrelation_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
