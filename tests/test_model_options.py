@@ -11,6 +11,20 @@ from dsae_cli.datasets import video_batch
 from models import DSAE, DSAEConfig
 
 
+def train_steps(m: DSAE, x: torch.Tensor, steps: int, lr: float = 3e-3) -> tuple[float, float]:
+    """Train m on x for a few Adam steps; the first and the last loss."""
+    m.train()
+    opt = torch.optim.Adam(m.parameters(), lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = m.loss(x)["loss"]
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses[0], losses[-1]
+
+
 @pytest.mark.parametrize("dynamics", ["lstm-f", "lstm-c"])
 def test_deterministic_baselines_have_one_z_per_sequence(dynamics):
     m = tiny_model(dynamics=dynamics)
@@ -201,16 +215,8 @@ def test_palette_decoder_draws_part_maps_that_f_colours():
     assert colour_rank(tiny_model(decoder_film=True, decoder_palette=2, film_hidden=16)) == 2
     assert colour_rank(tiny_model(decoder_film=True)) == 3
     m = tiny_model(decoder_film=True, decoder_palette=4, film_hidden=16)
-    m.train()
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    first = None
-    for _ in range(30):
-        opt.zero_grad()
-        loss = m.loss(x)["loss"]
-        loss.backward()
-        opt.step()
-        first = float(loss.detach()) if first is None else first
-    assert float(loss.detach()) < 0.9 * first
+    first, last = train_steps(m, x, 30)
+    assert last < 0.9 * first
     with pytest.raises(ValueError, match="decoder_film"):
         DSAEConfig(decoder_palette=4)
     with pytest.raises(ValueError, match="negative"):
@@ -238,16 +244,8 @@ def test_refine_decoder_chooses_each_pixels_colour_on_its_own_and_f_reaches_it(f
     assert changed[10, 20] and int(changed.sum()) == 1
     if film:
         assert dec.film_channels[-1] == 6  # the full-resolution maps get a scale and shift from f
-    m.train()
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    first = None
-    for _ in range(30):
-        opt.zero_grad()
-        loss = m.loss(x)["loss"]
-        loss.backward()
-        opt.step()
-        first = float(loss.detach()) if first is None else first
-    assert float(loss.detach()) < 0.9 * first
+    first, last = train_steps(m, x, 30)
+    assert last < 0.9 * first
     save_model(m.eval(), tmp_path / "m")
     back = load_model(tmp_path / "m")
     assert back.config.decoder_refine == 6
@@ -387,16 +385,8 @@ def test_mixture_likelihood_is_the_exact_density_with_exact_gradients_and_decode
         assert torch.equal(m.decode(f, z), want)
 
     xs = video_batch(moving_squares(4))
-    m.train()
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    first = None
-    for _ in range(20):
-        opt.zero_grad()
-        loss = m.loss(xs)["loss"]
-        loss.backward()
-        opt.step()
-        first = float(loss.detach()) if first is None else first
-    assert float(loss.detach()) < first
+    first, last = train_steps(m, xs, 20)
+    assert last < first
     save_model(m.eval(), tmp_path / "m")
     back = load_model(tmp_path / "m")
     assert back.config.likelihood == "mixture" and back.config.likelihood_components == K
