@@ -1,6 +1,6 @@
 """Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
 
-Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--json]
+Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--json]
 
 Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
 drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
@@ -102,14 +102,18 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1, help="time N DDP processes (gloo) sharing each batch, as torchrun --nproc_per_node=N does; each gets --threads threads (default 1)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
     ap.add_argument("--refine", type=int, default=0, help="the preset with decoder_refine N (dsae train --refine N): full-resolution maps coloured pixel by pixel")
+    ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
-    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine):
-        ap.error("--processes needs a --batch-size it divides, no --compile, fp32 and no --refine")
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood):
+        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine and no --likelihood")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = DSAEConfig(**{**PRESETS[args.preset], **({"decoder_refine": args.refine} if args.refine else {})})
+    overrides = {"decoder_refine": args.refine} if args.refine else {}
+    if args.likelihood:
+        overrides["likelihood"] = args.likelihood
+    cfg = DSAEConfig(**{**PRESETS[args.preset], **overrides})
     model = DSAE(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.RandomState(0)
@@ -146,6 +150,7 @@ def main() -> None:
     res = {
         "preset": args.preset,
         "refine": args.refine,
+        "likelihood": cfg.likelihood,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads() if args.processes == 1 else args.threads or 1,
         "processes": args.processes,
