@@ -2,6 +2,7 @@
 
   encoder  frames (B, T, *frame) float32 -> f_mean, f_logvar (B, f_dim), z_mean, z_logvar (B, T, z_dim)
   decoder  f (B, f_dim), z (B, T, z_dim) float32 -> frames (B, T, *frame), the mean of p(x_1:T | z_1:T, f)
+           (for a mixture likelihood, each pixel's most probable component's colour: DSAE.decode)
 
 Video frames are (C, H, W) with values in [0, 1]; speech frames are (n_bins,) normalised log
 magnitudes (the checkpoint's normalisation is copied into ``export.json``). B and T may differ from
