@@ -78,8 +78,9 @@ class _MixtureNLL(torch.autograd.Function):
     """-log sum_k pi_k prod_c N(x_c; mu_kc, s^2) per pixel, with its gradient written out: with
     responsibilities r_k (the posterior of the components given x), d/dlogit_k = pi_k - r_k and
     d/dmu_kc = -r_k (x_c - mu_kc) / s^2. Takes the decoder's (B, T, K * (C + 1), H, W) output whole
-    (K logits, then K colours), keeps no colour-sized temporary and writes the gradient into one
-    tensor: on CPU, autograd through log_softmax and logsumexp took about twice as long."""
+    (K logits, then K colours), works one component at a time (no temporary of all K colours) and
+    writes the gradient into one tensor: on CPU (batch 32 of 8 frames, K 4) autograd through
+    log_softmax and logsumexp took about 0.26 s forward and backward, this about 0.13-0.15 s."""
 
     @staticmethod
     def forward(ctx, params: torch.Tensor, x: torch.Tensor, K: int, s: float) -> torch.Tensor:
