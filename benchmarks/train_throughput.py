@@ -1,6 +1,6 @@
 """Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
 
-Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--json]
+Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--system-malloc] [--json]
 
 Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
 drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
@@ -21,6 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dsae_cli.datasets import video_batch
+from dsae_cli.runtime import keep_freed_memory
 from models import DSAE, DSAEConfig, PRESETS
 
 
@@ -103,8 +104,10 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
     ap.add_argument("--refine", type=int, default=0, help="the preset with decoder_refine N (dsae train --refine N): full-resolution maps coloured pixel by pixel")
     ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
+    ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (dsae train makes it keep freed memory, dsae_cli.runtime.keep_freed_memory)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
+    kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
     if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood):
         ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine and no --likelihood")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
@@ -156,6 +159,7 @@ def main() -> None:
         "processes": args.processes,
         "compiled": args.compile,
         "precision": args.precision,
+        "malloc_keeps_freed_memory": kept,
         "seq_per_s": round(seq_per_s, 2),
         "flops_per_seq": int(flops_per_seq),
         "matmul_peak_gflops": round(peak / 1e9, 1),

@@ -711,7 +711,7 @@ def run_training(
     from models import DSAE, DSAEConfig, PRESETS
 
     from dsae_cli.datasets import load_training_data, validation_split
-    from dsae_cli.runtime import seed_everything
+    from dsae_cli.runtime import keep_freed_memory, seed_everything
     from dsae_cli.speech_data import parse_speech_spec, prepare_speech_training
 
     model_overrides = dict(model_overrides or {})
@@ -782,6 +782,7 @@ def run_training(
         log, progress_factory = (lambda msg: None), None
 
     seed_everything(cfg.seed)
+    keep_freed_memory()  # every step frees and remakes tens of MB: reuse them rather than fault them in again
     checkpoint_extra = {}
     if model_cfg.modality == "speech":
         folder, _ = parse_speech_spec(data_spec, "speech")

@@ -365,6 +365,18 @@ def test_mixture_likelihood_is_the_exact_density_with_exact_gradients_and_decode
     (g,) = torch.autograd.grad(nll.sum(), p)
     assert torch.allclose(nll.double(), exact.detach(), rtol=1e-5)
     assert torch.allclose(g.double(), g_exact, rtol=1e-4, atol=1e-4)
+    # far-off colours (exponents far below -87, where the loss clamps them) and a second backward pass
+    far = (params.detach() * 10).requires_grad_()
+    colours_far = far[:, :, K:].reshape(2, 4, K, C, 8, 8).permute(0, 1, 4, 5, 2, 3)
+    ref_far = D.MixtureSameFamily(D.Categorical(logits=far[:, :, :K].permute(0, 1, 3, 4, 2)), D.Independent(D.Normal(colours_far, 0.1), 1))
+    exact_far = -ref_far.log_prob(x.permute(0, 1, 3, 4, 2)).flatten(1).sum(1)
+    (g_exact_far,) = torch.autograd.grad(exact_far.sum(), far)
+    p = far.detach().clone().requires_grad_()
+    nll = m.reconstruction_nll(p, x)
+    assert torch.allclose(nll.double(), exact_far.detach(), rtol=1e-5)
+    (g1,) = torch.autograd.grad(nll.sum(), p, retain_graph=True)
+    (g2,) = torch.autograd.grad(nll.sum(), p)
+    assert torch.equal(g1, g2) and torch.allclose(g1.double(), g_exact_far, rtol=1e-4, atol=1e-3)
 
     # one pixel, one channel: 0.2 or 0.8, half the time each
     one = tiny_model(likelihood="mixture", likelihood_components=2, likelihood_scale=0.05, channels=1)
