@@ -12,9 +12,15 @@ as the model runs them) and of two exact rewrites of the same layer (same weight
 - convs: ``s2d``, space-to-depth (2x2 pixel unshuffle) then a 2x2 stride-1 convolution, and
   ``gemm``, ``F.unfold`` (im2col) then one matmul.
 
+The decoder's last layer draws what the preset's likelihood needs: 3 colours, or for the mixture K
+colours and K weights (12 maps for K = 3).
+
 Also the layer's FLOP/s (2 x multiply-adds; backward counted as the weight and input gradients the
-model needs: none for the first layer's input) and the machine's fp32 matmul peak, so the ceiling the
-codec puts on the model FLOP utilisation of ``train_throughput.py`` can be read off.
+model needs: none for the first layer's input), the machine's fp32 matmul peak, and the ceiling these
+eight layers put on the model FLOP utilisation of ``train_throughput.py``: the MFU of a training step
+that took exactly their time (the preset's whole forward + backward FLOPs for that many frames, over
+their summed time, over the peak), i.e. with everything else in the step (z's encoder, the LSTMs,
+FiLM, activations, the loss, Adam) free.
 """
 
 from __future__ import annotations
@@ -27,8 +33,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from models import PRESETS
-from train_throughput import matmul_peak  # the same peak measurement (this folder is on the path)
+import numpy as np
+
+from dsae_cli.datasets import video_batch
+from models import DSAE, DSAEConfig, PRESETS
+from train_throughput import count_flops_per_seq, matmul_peak  # the same measurements (this folder is on the path)
 
 # output row 2i + d of a 4x4 / stride 2 / padding 1 transposed conv reads input rows (i - 1, i) through
 # kernel rows (3, 1) for d = 0, and rows (i, i + 1) through (2, 0) for d = 1
@@ -91,11 +100,14 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
     torch.manual_seed(0)
-    n, width = args.frames, PRESETS["default"]["conv_width"]
+    preset = PRESETS["default"]
+    n, width = args.frames, preset["conv_width"]
+    cfg = DSAEConfig(**preset)
+    last = cfg.likelihood_components * (cfg.channels + 1) if cfg.likelihood == "mixture" else cfg.channels
     rows = []
     layers = [("encoder", 3, width, 64), ("encoder", width, 2 * width, 32), ("encoder", 2 * width, 4 * width, 16),
               ("encoder", 4 * width, 8 * width, 8), ("decoder", 8 * width, 4 * width, 4), ("decoder", 4 * width, 2 * width, 8),
-              ("decoder", 2 * width, width, 16), ("decoder", width, 3, 32)]  # fmt: skip
+              ("decoder", 2 * width, width, 16), ("decoder", width, last, 32)]  # fmt: skip
     for part, cin, cout, side in layers:
         x = torch.randn(n, cin, side, side).contiguous(memory_format=torch.channels_last).requires_grad_(cin != 3)
         if part == "encoder":
@@ -120,8 +132,18 @@ def main() -> None:
             print(row, flush=True)
     peak = matmul_peak() / 1e9
     total = sum(r["torch_ms"] for r in rows)
-    res = {"frames": n, "matmul_peak_gflops": round(peak, 1), "torch_total_ms": round(total, 1), "layers": rows}
-    print(json.dumps(res) if args.json else f"matmul peak {peak:.1f} GFLOP/s; the eight layers with torch's kernels: {total:.1f} ms")
+    seqs = n / cfg.seq_len
+    x = video_batch(np.random.RandomState(0).randint(0, 256, (2, cfg.seq_len, cfg.frame_size, cfg.frame_size, 3), dtype=np.uint8))
+    flops = count_flops_per_seq(DSAE(cfg), x)
+    ceiling = seqs * flops / (total / 1e3) / (peak * 1e9)
+    res = {
+        "frames": n, "matmul_peak_gflops": round(peak, 1), "torch_total_ms": round(total, 1),
+        "model_flops_per_seq": int(flops), "mfu_ceiling": round(ceiling, 3), "layers": rows,
+    }  # fmt: skip
+    print(
+        json.dumps(res) if args.json else f"matmul peak {peak:.1f} GFLOP/s; the eight layers with torch's kernels: {total:.1f} ms; "
+        f"a step of {seqs:g} sequences ({flops / 1e9:.3f} GFLOP each) that took only that long: MFU {ceiling:.3f}"
+    )
 
 
 if __name__ == "__main__":

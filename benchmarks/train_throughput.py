@@ -38,6 +38,16 @@ def matmul_peak(n: int = 2048, reps: int = 10, dtype=torch.float32) -> float:
     return best
 
 
+def count_flops_per_seq(model, x) -> float:
+    """Forward + backward FLOPs per sequence of one training step on batch ``x``, counted with oneDNN off
+    so that the LSTMs' matmuls are visible to the counter (leaves gradients in the model)."""
+    with torch.backends.mkldnn.flags(enabled=False):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model.loss(x)["loss"].backward()
+    return counter.get_total_flops() / x.shape[0]
+
+
 def train_step(model, opt, x, bf16: bool = False):
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as dsae train --precision bf16 on a CPU
         out = model(x)  # forward() is the loss, so a compiled model runs compiled
@@ -126,14 +136,8 @@ def main() -> None:
         j = (i % 4) * args.batch_size
         return video_batch(data[j : j + args.batch_size])
 
-    # FLOPs: one forward + backward, counted with oneDNN off so LSTM matmuls are visible
-    with torch.backends.mkldnn.flags(enabled=False):
-        counter = FlopCounterMode(display=False)
-        with counter:
-            out = model.loss(batch(0))
-            out["loss"].backward()
+    flops_per_seq = count_flops_per_seq(model, batch(0))
     opt.zero_grad(set_to_none=True)
-    flops_per_seq = counter.get_total_flops() / args.batch_size
 
     if args.processes > 1:
         step_s = ddp_step_seconds(args.preset, args.batch_size, args.steps, args.processes, args.threads or 1)

@@ -85,9 +85,10 @@ class _MixtureNLL(torch.autograd.Function):
     by hand so that its exponentials also give the responsibilities and the weights (no second
     exponential, no log_softmax); and every exponent clamped at -87, below which fp32's exp(x) is
     less than its smallest normal number and the vectorised exp takes a slow path (25x slower on the
-    AVX-512 CPU of session 12): the clamp changes a responsibility by less than 1e-37. On that CPU
-    (batch 32 of 8 frames, K 3, forward and backward) this took 24 ms against 72 ms for the previous
-    version, and that one half of autograd's through log_softmax and logsumexp."""
+    AVX-512 CPU of sessions 12-13): the clamp changes a responsibility by less than 1e-37. On that CPU
+    (batch 32 of 8 frames, K 3, forward and backward, timed ad hoc with a 12 ms copy of the input) this
+    took 36 ms against 84 ms for the previous version, which had halved autograd's time through
+    log_softmax and logsumexp."""
 
     @staticmethod
     def forward(ctx, params: torch.Tensor, x: torch.Tensor, K: int, s: float) -> torch.Tensor:
