@@ -50,9 +50,10 @@ def sprites_command(
 
         from dsae_cli import evaluation
         from dsae_cli.judging import load_judge, sprites_split
-        from dsae_cli.runtime import load_model_for, resolve_device, seed_everything
+        from dsae_cli.runtime import keep_freed_memory, load_model_for, resolve_device, seed_everything
 
         seed_everything(seed)
+        keep_freed_memory()  # batches of decoded frames: reuse their memory rather than fault it in again
         dev = resolve_device(device)
         net = load_model_for(model, "video", dev)
         if standard_prior:
