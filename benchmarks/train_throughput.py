@@ -1,6 +1,6 @@
 """Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
 
-Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--system-malloc] [--json]
+Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--conv-width N] [--system-malloc] [--json]
 
 Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
 drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
@@ -113,19 +113,22 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1, help="time N DDP processes (gloo) sharing each batch, as torchrun --nproc_per_node=N does; each gets --threads threads (default 1)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
     ap.add_argument("--refine", type=int, default=0, help="the preset with decoder_refine N (dsae train --refine N): full-resolution maps coloured pixel by pixel")
+    ap.add_argument("--conv-width", type=int, default=0, help="the preset with another conv width (channels of the first conv layer; dsae train has no such option, this shows how MFU moves with it)")
     ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
     ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (dsae train makes it keep freed memory, dsae_cli.runtime.keep_freed_memory)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
     kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
-    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood):
-        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine and no --likelihood")
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width):
+        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood and no --conv-width")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     overrides = {"decoder_refine": args.refine} if args.refine else {}
     if args.likelihood:
         overrides["likelihood"] = args.likelihood
+    if args.conv_width:
+        overrides["conv_width"] = args.conv_width
     cfg = DSAEConfig(**{**PRESETS[args.preset], **overrides})
     model = DSAE(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -157,6 +160,7 @@ def main() -> None:
     res = {
         "preset": args.preset,
         "refine": args.refine,
+        "conv_width": cfg.conv_width,
         "likelihood": cfg.likelihood,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads() if args.processes == 1 else args.threads or 1,
