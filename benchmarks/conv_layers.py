@@ -30,10 +30,9 @@ import json
 import statistics
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-
-import numpy as np
 
 from dsae_cli.datasets import video_batch
 from models import DSAE, DSAEConfig, PRESETS

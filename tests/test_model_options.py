@@ -355,10 +355,14 @@ def test_mixture_likelihood_is_the_exact_density_with_exact_gradients_and_decode
     x = torch.rand(2, 4, C, 8, 8, dtype=torch.float64)
     params = torch.randn(2, 4, K * (C + 1), 8, 8, dtype=torch.float64, requires_grad=True)
     D = torch.distributions
-    logits = params[:, :, :K].permute(0, 1, 3, 4, 2)
-    colours = params[:, :, K:].reshape(2, 4, K, C, 8, 8).permute(0, 1, 4, 5, 2, 3)
-    ref = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(colours, 0.1), 1))
-    exact = -ref.log_prob(x.permute(0, 1, 3, 4, 2)).flatten(1).sum(1)
+
+    def exact_nll(prm):  # torch.distributions' mixture, per sequence
+        logits = prm[:, :, :K].permute(0, 1, 3, 4, 2)
+        colours = prm[:, :, K:].reshape(2, 4, K, C, 8, 8).permute(0, 1, 4, 5, 2, 3)
+        ref = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(colours, 0.1), 1))
+        return -ref.log_prob(x.permute(0, 1, 3, 4, 2)).flatten(1).sum(1)
+
+    exact = exact_nll(params)
     (g_exact,) = torch.autograd.grad(exact.sum(), params)
     p = params.detach().clone().requires_grad_()
     nll = m.reconstruction_nll(p, x)
@@ -367,9 +371,7 @@ def test_mixture_likelihood_is_the_exact_density_with_exact_gradients_and_decode
     assert torch.allclose(g.double(), g_exact, rtol=1e-4, atol=1e-4)
     # far-off colours (exponents far below -87, where the loss clamps them) and a second backward pass
     far = (params.detach() * 10).requires_grad_()
-    colours_far = far[:, :, K:].reshape(2, 4, K, C, 8, 8).permute(0, 1, 4, 5, 2, 3)
-    ref_far = D.MixtureSameFamily(D.Categorical(logits=far[:, :, :K].permute(0, 1, 3, 4, 2)), D.Independent(D.Normal(colours_far, 0.1), 1))
-    exact_far = -ref_far.log_prob(x.permute(0, 1, 3, 4, 2)).flatten(1).sum(1)
+    exact_far = exact_nll(far)
     (g_exact_far,) = torch.autograd.grad(exact_far.sum(), far)
     p = far.detach().clone().requires_grad_()
     nll = m.reconstruction_nll(p, x)
