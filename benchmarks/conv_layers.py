@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from dsae_cli.datasets import video_batch
 from models import DSAE, DSAEConfig, PRESETS
+from models.frames import decoder_out_channels
 from train_throughput import count_flops_per_seq, matmul_peak  # the same measurements (this folder is on the path)
 
 # output row 2i + d of a 4x4 / stride 2 / padding 1 transposed conv reads input rows (i - 1, i) through
@@ -102,7 +103,7 @@ def main() -> None:
     preset = PRESETS["default"]
     n, width = args.frames, preset["conv_width"]
     cfg = DSAEConfig(**preset)
-    last = cfg.likelihood_components * (cfg.channels + 1) if cfg.likelihood == "mixture" else cfg.channels
+    last = decoder_out_channels(cfg)
     rows = []
     layers = [("encoder", 3, width, 64), ("encoder", width, 2 * width, 32), ("encoder", 2 * width, 4 * width, 16),
               ("encoder", 4 * width, 8 * width, 8), ("decoder", 8 * width, 4 * width, 4), ("decoder", 4 * width, 2 * width, 8),

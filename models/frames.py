@@ -151,6 +151,14 @@ class SpectrogramFrameDecoder(nn.Module):
         return self.net(h)
 
 
+def decoder_out_channels(cfg) -> int:
+    """Maps a video frame decoder draws: the colour channels, or for the mixture likelihood each
+    component's colour and its weight's logit."""
+    if getattr(cfg, "likelihood", "") == "mixture":
+        return cfg.likelihood_components * (cfg.channels + 1)
+    return cfg.channels
+
+
 def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, nn.Module]:
     """The (encoder, decoder) pair for a config's modality; the decoder reads [dynamic_dim values, f]
     per frame (default z_dim: z_t itself)."""
@@ -161,12 +169,9 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
         palette = getattr(cfg, "decoder_palette", 0)
         hidden = getattr(cfg, "film_hidden", 0)
         refine = getattr(cfg, "decoder_refine", 0)
-        out_channels = cfg.channels
-        if getattr(cfg, "likelihood", "") == "mixture":  # per component: its colour, and its weight's logit
-            out_channels = cfg.likelihood_components * (cfg.channels + 1)
         dec = ConvFrameDecoder(
             cfg.f_dim + d,
-            out_channels,
+            decoder_out_channels(cfg),
             cfg.frame_size,
             cfg.conv_width,
             film_dim=film,
