@@ -183,3 +183,94 @@ def test_static_encoder_does_not_saturate_on_large_inputs():
     assert (fa - fb).abs().mean() > 1e-3
     feats = model.frame_features(a)
     assert feats.abs().mean() < 5
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_strided_conv_matches_torchs_layer_with_its_gradients(transposed, with_bias, input_grad):
+    """The codec's convolutions sum the bias gradient themselves (faster on a CPU): same outputs and
+    gradients as torch's own layer, also when the input needs none (the first layer) or there is no bias."""
+    from torch import nn
+
+    from models.frames import _strided_conv
+
+    torch.manual_seed(0)
+    layer = (nn.ConvTranspose2d if transposed else nn.Conv2d)(6, 5, 4, 2, 1)
+    x = torch.randn(3, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(input_grad)
+    g = torch.randn(3, 5, 16, 16) if transposed else torch.randn(3, 5, 4, 4)
+    y = _strided_conv(layer, x, bias=with_bias)
+    grads = torch.autograd.grad(y, [x, layer.weight, layer.bias][0 if input_grad else 1 :], g, allow_unused=True)
+    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    y_ref = conv(x, layer.weight, layer.bias if with_bias else None, stride=2, padding=1)
+    ref = torch.autograd.grad(y_ref, [x, layer.weight, layer.bias][0 if input_grad else 1 :], g, allow_unused=True)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, ref):
+        if b is None:
+            assert a is None or not a.abs().any()
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # inference and export take torch's own call
+        torch.testing.assert_close(_strided_conv(layer, x, bias=with_bias), y_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_strided_conv_under_bf16_autocast_matches_torch():
+    from torch import nn
+
+    from models.frames import _strided_conv
+
+    torch.manual_seed(0)
+    layer = nn.Conv2d(8, 16, 4, 2, 1)
+    x = torch.randn(4, 8, 16, 16).contiguous(memory_format=torch.channels_last).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = _strided_conv(layer, x)
+        y_ref = layer(x)
+    assert y.dtype == y_ref.dtype == torch.bfloat16
+    g = torch.randn_like(y_ref, dtype=torch.float32)
+    grads = torch.autograd.grad(y, [x, layer.weight, layer.bias], g)
+    ref = torch.autograd.grad(y_ref, [x, layer.weight, layer.bias], g)
+    torch.testing.assert_close(y.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
+    for a, b in zip(grads, ref):
+        assert a.dtype == b.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("film", [True, False])
+def test_frame_decoder_is_the_same_function_with_and_without_gradients(film):
+    """Training (gradients recorded) adds the last layer's bias with the NCHW conversion; inference does
+    not: both give the same contiguous frames, and the gradients are those of the plain expression."""
+    from models.frames import ConvFrameDecoder
+
+    torch.manual_seed(0)
+    dec = ConvFrameDecoder(12, 12, 32, 4, film_dim=8 if film else 0)
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    h = torch.randn(5, 12, requires_grad=True)
+    y = dec(h)
+    assert y.shape == (5, 12, 32, 32) and y.is_contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(y, dec(h), rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [h, *dec.parameters()], g)
+    # the same decoder with torch's layers, through a copy whose last layer's bias is added as usual
+    dec_ref = ConvFrameDecoder(12, 12, 32, 4, film_dim=8 if film else 0)
+    dec_ref.load_state_dict(dec.state_dict())
+    with torch.no_grad():
+        y0 = dec_ref(h)
+    with torch.enable_grad():
+        import models.frames as frames
+
+        saved = frames._strided_conv, frames._add_bias_nchw
+        try:
+            frames._strided_conv = lambda layer, x, bias=True: torch.nn.functional.conv_transpose2d(
+                x, layer.weight, layer.bias if bias else None, stride=2, padding=1
+            )
+            frames._add_bias_nchw = lambda x, b: (x + b).contiguous()
+            y_ref = dec_ref(h)
+        finally:
+            frames._strided_conv, frames._add_bias_nchw = saved
+    torch.testing.assert_close(y_ref, y0, rtol=1e-5, atol=1e-5)
+    ref = torch.autograd.grad(y_ref, [h, *dec_ref.parameters()], g)
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
