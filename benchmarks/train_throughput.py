@@ -1,6 +1,6 @@
 """Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
 
-Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--conv-width N] [--system-malloc] [--json]
+Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--conv-width N] [--system-malloc] [--plain-convs] [--json]
 
 Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
 drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
@@ -46,6 +46,13 @@ def count_flops_per_seq(model, x) -> float:
         with counter:
             model.loss(x)["loss"].backward()
     return counter.get_total_flops() / x.shape[0]
+
+
+def use_plain_convs() -> None:
+    """Make the frame codec run torch's own convolution layers, bias included (as before session 14)."""
+    import models.frames as frames
+
+    frames.CPU_SHORTCUTS = False
 
 
 def train_step(model, opt, x, bf16: bool = False):
@@ -116,11 +123,14 @@ def main() -> None:
     ap.add_argument("--conv-width", type=int, default=0, help="the preset with another conv width (channels of the first conv layer; dsae train has no such option, this shows how MFU moves with it)")
     ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
     ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (dsae train makes it keep freed memory, dsae_cli.runtime.keep_freed_memory)")
+    ap.add_argument("--plain-convs", action="store_true", help="run the frame codec's convolutions as torch's own layers (models.frames.CPU_SHORTCUTS off: the codec normally sums their bias gradients itself and adds the decoder's last bias with the NCHW conversion): same model, same gradients")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
+    if args.plain_convs:
+        use_plain_convs()
     kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
-    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width):
-        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood and no --conv-width")
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width or args.plain_convs):
+        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood, no --conv-width and no --plain-convs")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -168,6 +178,7 @@ def main() -> None:
         "compiled": args.compile,
         "precision": args.precision,
         "malloc_keeps_freed_memory": kept,
+        "plain_convs": args.plain_convs,
         "seq_per_s": round(seq_per_s, 2),
         "flops_per_seq": int(flops_per_seq),
         "matmul_peak_gflops": round(peak / 1e9, 1),

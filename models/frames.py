@@ -17,6 +17,11 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
+# The codec's CPU shortcuts (below): same outputs and gradients as torch's own layers, faster on a CPU.
+# ``benchmarks/train_throughput.py --plain-convs`` turns them off to time what they save.
+CPU_SHORTCUTS = True
+
+
 class _StridedConvFn(torch.autograd.Function):
     """A 4x4, stride-2, padding-1 convolution (or transposed convolution) whose backward pass sums the
     output gradient for the bias itself. The result is torch's own layer's, gradients included; the
@@ -56,7 +61,7 @@ def _strided_conv(layer: nn.Module, x: torch.Tensor, bias: bool = True) -> torch
     :class:`_StridedConvFn`; otherwise (inference, export) torch's own call."""
     b = layer.bias if bias else None
     transposed = isinstance(layer, nn.ConvTranspose2d)
-    if x.device.type == "cpu" and torch.is_grad_enabled() and not torch.jit.is_tracing():
+    if CPU_SHORTCUTS and x.device.type == "cpu" and torch.is_grad_enabled() and not torch.jit.is_tracing():
         return _StridedConvFn.apply(x, layer.weight, b, transposed)
     conv = F.conv_transpose2d if transposed else F.conv2d
     return conv(x, layer.weight, b, stride=2, padding=1)
@@ -171,14 +176,14 @@ class ConvFrameDecoder(nn.Module):
         layers = list(self.deconv)
         last = layers[6]
         # the last layer's bias is added with the conversion to NCHW (and f's colour bias), in one pass
-        plain_last = not self.refine and not self.palette
+        fold_last_bias = CPU_SHORTCUTS and not self.refine and not self.palette
         if not self.film_dim:
             g = self.fc(h).view(-1, 8 * self.width, self.side, self.side)
             g = g.contiguous(memory_format=torch.channels_last)
             for k in range(3):
                 g = layers[2 * k + 1](_strided_conv(layers[2 * k], g))
-            g = _strided_conv(last, g, bias=not plain_last)
-            if plain_last:
+            g = _strided_conv(last, g, bias=not fold_last_bias)
+            if fold_last_bias:
                 return _add_bias_nchw(g, last.bias.view(1, -1, 1, 1))
             return (self.refine_out(g) if self.refine else g).contiguous()
         content, style = h[:, : -self.film_dim], h[:, -self.film_dim :]
@@ -194,11 +199,11 @@ class ConvFrameDecoder(nn.Module):
             if k < 3:
                 g = layers[2 * k + 1](_strided_conv(layers[2 * k], g))
             elif k == 3:
-                g = _strided_conv(last, g, bias=not plain_last)
+                g = _strided_conv(last, g, bias=not fold_last_bias)
             else:  # the full-resolution features, modulated like every layer before them
                 g = self.refine_out(g)
         bias = params[:, i : i + self.channels, None, None]
-        if plain_last:
+        if fold_last_bias:
             return _add_bias_nchw(g, bias + last.bias.view(1, -1, 1, 1))
         if self.palette:  # (N, K, H, W) maps -> (N, C, H, W) colours, one mix per frame's f
             mix = params[:, i + self.channels :].view(-1, self.channels, self.palette)
