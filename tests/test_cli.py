@@ -68,6 +68,18 @@ def test_train_writes_a_complete_run(tiny_run):
     assert any("val_loss" in r for r in rows)
 
 
+def test_conv_width_option_sets_the_codec_width(sprite_gifs, tmp_path):
+    from dsae_cli.checkpoint import load_model
+
+    run = tmp_path / "wide"
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--preset", "tiny", "--conv-width", 12, "--steps", 1,
+                    "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    model = load_model(run)
+    assert model.config.conv_width == 12
+    assert model.frame_encoder.conv[0].out_channels == 12 and model.frame_decoder.deconv[-1].in_channels == 12
+
+
 def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, tmp_path):
     from dsae_cli.checkpoint import load_model
 
