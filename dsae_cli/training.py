@@ -818,10 +818,11 @@ def run_training(
             extra["init_from"] = {"path": str(init_from), "model_id": init_model.model_id, "step": init_model.checkpoint_meta.get("step")}
             log(f"starting from the weights of {init_from} (model {init_model.model_id})")
         trainer = Trainer(model, train_data, val_data, cfg, run_dir, log, dist=dist)
+        extra["autocast"] = "bf16" if trainer.amp_dtype is not None else "fp32"  # what --precision resolved to
         if dist.is_main:
             save_train_config(run_dir, cfg, extra)
         n_params = sum(p.numel() for p in model.parameters())
-        log(f"model: {preset} preset, {model_cfg.dynamics} dynamics, posterior {model_cfg.posterior}, f {model_cfg.f_dim}, z {model_cfg.z_dim}, {n_params / 1e6:.2f} M parameters")
+        log(f"model: {preset} preset, {model_cfg.dynamics} dynamics, posterior {model_cfg.posterior}, f {model_cfg.f_dim}, z {model_cfg.z_dim}, {n_params / 1e6:.2f} M parameters; {extra['autocast']} ({cfg.precision} precision)")
     trainer.checkpoint_extra = checkpoint_extra
     try:
         if progress_factory is None:

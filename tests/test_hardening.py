@@ -686,7 +686,8 @@ def test_bf16_on_cpu_trains_where_the_cpu_has_it_and_says_why_not_elsewhere(gifs
     assert r.exit_code == 0, r.output
     rows = metrics(tmp_path / "yes")
     assert len(rows) >= 3 and all(math.isfinite(row["loss"]) for row in rows)
-    assert json.loads((tmp_path / "yes" / "train.json").read_text())["train"]["precision"] == "bf16"
+    saved = json.loads((tmp_path / "yes" / "train.json").read_text())
+    assert saved["train"]["precision"] == "bf16" and saved["autocast"] == "bf16"
 
 
 _RSS_SCRIPT = """
