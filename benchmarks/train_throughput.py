@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
     ap.add_argument("--refine", type=int, default=0, help="the preset with decoder_refine N (dsae train --refine N): full-resolution maps coloured pixel by pixel")
     ap.add_argument("--conv-width", type=int, default=0, help="the preset with another conv width (channels of the first conv layer; dsae train has no such option, this shows how MFU moves with it)")
+    ap.add_argument("--z-conv-width", type=int, default=0, help="the preset with another width of z's own frame encoder (dsae train --z-conv-width)")
     ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
     ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (dsae train makes it keep freed memory, dsae_cli.runtime.keep_freed_memory)")
     ap.add_argument("--plain-convs", action="store_true", help="run the frame codec's convolutions as torch's own layers (models.frames.CPU_SHORTCUTS off: the codec normally sums their bias gradients itself and adds the decoder's last bias with the NCHW conversion): same model, same gradients")
@@ -129,8 +130,8 @@ def main() -> None:
     if args.plain_convs:
         use_plain_convs()
     kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
-    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width or args.plain_convs):
-        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood, no --conv-width and no --plain-convs")
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width or args.z_conv_width or args.plain_convs):
+        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood, no --conv-width or --z-conv-width and no --plain-convs")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -139,6 +140,8 @@ def main() -> None:
         overrides["likelihood"] = args.likelihood
     if args.conv_width:
         overrides["conv_width"] = args.conv_width
+    if args.z_conv_width:
+        overrides["z_conv_width"] = args.z_conv_width
     cfg = DSAEConfig(**{**PRESETS[args.preset], **overrides})
     model = DSAE(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -171,6 +174,7 @@ def main() -> None:
         "preset": args.preset,
         "refine": args.refine,
         "conv_width": cfg.conv_width,
+        "z_conv_width": cfg.z_conv_width or cfg.conv_width,
         "likelihood": cfg.likelihood,
         "batch_size": args.batch_size,
         "threads": torch.get_num_threads() if args.processes == 1 else args.threads or 1,

@@ -74,6 +74,9 @@ class DSAEConfig:
     #   resolution (modulated by f where decoder_film is on), and a LeakyReLU and a 1x1 conv turn them into
     #   colours, so each pixel's colour is a non-linear choice of its own rather than one linear map of the
     #   half-resolution layer for a 2x2 block (sharper thin outlines, at ~30% more FLOPs for 16); 0 = off
+    z_conv_width: int = 0  # video, with z's own frame encoder (z_silhouette, z_colour_blind or z_input_size): the
+    #   channels of its first conv layer; 0 = conv_width (a wide codec's z encoder reads a character's hair
+    #   style from its silhouette, session 14)
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
     #   pose survives, the fine shapes that identify a character do not; 0 = full frames
     z_silhouette: bool = False  # video: z's own frame encoder sees only the figure's silhouette (where a frame
@@ -124,6 +127,8 @@ class DSAEConfig:
         for name in ("seq_len", "f_dim", "z_dim", "hidden_dim", "feature_dim", "conv_width", "n_bins"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be positive")
+        if self.z_conv_width < 0 or (self.z_conv_width and not (self.modality == "video" and self.z_reduced_view)):
+            raise ValueError("z_conv_width needs a video model whose z has its own frame encoder (z_silhouette, z_colour_blind or z_input_size)")
         if self.z_input_size and (self.z_input_size % 16 or self.frame_size % self.z_input_size):
             raise ValueError("z_input_size must be a multiple of 16 that divides frame_size (or 0)")
         if self.likelihood_scale <= 0:

@@ -155,7 +155,7 @@ class DSAE(nn.Module):
         # refuses a view of the other modality)
         if cfg.z_reduced_view:
             size = cfg.z_input_size or cfg.frame_size
-            self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.conv_width, cfg.feature_dim)
+            self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.z_conv_width or cfg.conv_width, cfg.feature_dim)
         if cfg.z_centred:
             self.dynamic_frame_encoder = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         # q(f | x_1:T)

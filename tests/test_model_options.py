@@ -411,3 +411,20 @@ def test_mixture_likelihood_is_the_exact_density_with_exact_gradients_and_decode
         DSAEConfig(modality="speech", likelihood="mixture")
     with pytest.raises(ValueError, match="likelihood_components"):
         DSAEConfig(likelihood="mixture", likelihood_components=0)
+
+
+def test_z_conv_width_sizes_only_zs_own_encoder():
+    from models import DSAE, PRESETS
+
+    cfg = DSAEConfig(**{**PRESETS["tiny"], "z_silhouette": True, "z_input_size": 16, "conv_width": 8, "z_conv_width": 4})
+    model = DSAE(cfg)
+    assert model.dynamic_frame_encoder.conv[0].out_channels == 4 and model.frame_encoder.conv[0].out_channels == 8
+    x = torch.rand(2, cfg.seq_len, 3, cfg.frame_size, cfg.frame_size)
+    out = model.loss(x)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.dynamic_frame_encoder.conv[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="z_conv_width"):  # z shares f's encoder: nothing to size
+        DSAEConfig(**{**PRESETS["tiny"], "z_conv_width": 4})
+    old = cfg.to_dict()
+    del old["z_conv_width"]  # a checkpoint from before the field: z's encoder as wide as the codec
+    assert DSAEConfig.from_dict(old).z_conv_width == 0

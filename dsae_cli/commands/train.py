@@ -32,6 +32,7 @@ def train_command(
     f_dim: Optional[int] = typer.Option(None, "--f-dim", min=1, help="Size of the static latent f."),
     z_dim: Optional[int] = typer.Option(None, "--z-dim", min=1, help="Size of each dynamic latent z_t."),
     conv_width: Optional[int] = typer.Option(None, "--conv-width", min=1, help="Video: channels of the frame codec's first conv layer (doubling per layer, 4 layers)."),
+    z_conv_width: Optional[int] = typer.Option(None, "--z-conv-width", min=1, help="Video: channels of the first conv layer of z's own frame encoder (default: --conv-width)."),
     beta_f: Optional[float] = typer.Option(None, "--beta-f", min=0.0, help="Weight of KL(f) (1 = the paper's ELBO)."),
     beta_z: Optional[float] = typer.Option(None, "--beta-z", min=0.0, help="Weight of the KL of z (1 = the paper's ELBO)."),
     likelihood: Optional[str] = typer.Option(None, "--likelihood", help="p(x_t | z_t, f): bernoulli | gaussian | laplace (sharper: an uncertain pixel takes the median, not the blend) | mixture (video, the default preset's: --components Gaussians per pixel, each with its own colour; an uncertain pixel is drawn in its likeliest colour, not a blend); gaussian, laplace and mixture have a fixed --likelihood-scale."),
@@ -85,7 +86,7 @@ def train_command(
         from dsae_cli.runtime import resolve_device
         from dsae_cli.training import run_training
 
-        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, conv_width=conv_width, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, likelihood_components=likelihood_components, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, decoder_refine=decoder_refine, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, adversary_weight=adversary_weight, decorrelation_weight=decorrelation_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
+        model_overrides = {k: v for k, v in dict(posterior=posterior, static_pool=static_pool, f_dim=f_dim, z_dim=z_dim, conv_width=conv_width, z_conv_width=z_conv_width, beta_f=beta_f, beta_z=beta_z, likelihood=likelihood, likelihood_scale=likelihood_scale, likelihood_components=likelihood_components, z_colour_blind=colour_blind_z, z_input_size=z_input_size, z_silhouette=z_silhouette, decoder_film=decoder_film, decoder_palette=decoder_palette, film_hidden=film_hidden, decoder_refine=decoder_refine, cycle_weight=cycle_weight, pair_weight=pair_weight, contrast_weight=contrast_weight, contrast_temperature=contrast_temperature, adversary_weight=adversary_weight, decorrelation_weight=decorrelation_weight, dynamics=dynamics, z_centred=z_centred).items() if v is not None}
         train_overrides = {
             k: v
             for k, v in dict(
