@@ -83,6 +83,7 @@ class _AddBiasNCHW(torch.autograd.Function):
 
 
 def _add_bias_nchw(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``(x + bias).contiguous()``, in one pass while gradients are recorded (:class:`_AddBiasNCHW`)."""
     if torch.is_grad_enabled() and not torch.jit.is_tracing():
         return _AddBiasNCHW.apply(x, bias.expand(x.shape[0], -1, 1, 1))
     return (x + bias).contiguous()
