@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dsae_cli.datasets import video_batch
 from dsae_cli.runtime import keep_freed_memory
 from models import DSAE, DSAEConfig, PRESETS
+from models import frames
 
 
 def matmul_peak(n: int = 2048, reps: int = 10, dtype=torch.float32) -> float:
@@ -46,13 +47,6 @@ def count_flops_per_seq(model, x) -> float:
         with counter:
             model.loss(x)["loss"].backward()
     return counter.get_total_flops() / x.shape[0]
-
-
-def use_plain_convs() -> None:
-    """Make the frame codec run torch's own convolution layers, bias included (as before session 14)."""
-    import models.frames as frames
-
-    frames.CPU_SHORTCUTS = False
 
 
 def train_step(model, opt, x, bf16: bool = False):
@@ -128,7 +122,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
     if args.plain_convs:
-        use_plain_convs()
+        frames.CPU_SHORTCUTS = False  # torch's own convolution layers, bias included (as before session 14)
     kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
     if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width or args.z_conv_width or args.plain_convs):
         ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood, no --conv-width or --z-conv-width and no --plain-convs")
