@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dsae_cli.datasets import video_batch
 from dsae_cli.runtime import keep_freed_memory
+from dsae_cli.training import cpu_has_bf16
 from models import DSAE, DSAEConfig, PRESETS
 from models import frames
 
@@ -114,13 +115,15 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1, help="time N DDP processes (gloo) sharing each batch, as torchrun --nproc_per_node=N does; each gets --threads threads (default 1)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
     ap.add_argument("--refine", type=int, default=0, help="the preset with decoder_refine N (dsae train --refine N): full-resolution maps coloured pixel by pixel")
-    ap.add_argument("--conv-width", type=int, default=0, help="the preset with another conv width (channels of the first conv layer; dsae train has no such option, this shows how MFU moves with it)")
+    ap.add_argument("--conv-width", type=int, default=0, help="the preset with another conv width (channels of the first conv layer; dsae train --conv-width)")
     ap.add_argument("--z-conv-width", type=int, default=0, help="the preset with another width of z's own frame encoder (dsae train --z-conv-width)")
     ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
     ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (dsae train makes it keep freed memory, dsae_cli.runtime.keep_freed_memory)")
     ap.add_argument("--plain-convs", action="store_true", help="run the frame codec's convolutions as torch's own layers (models.frames.CPU_SHORTCUTS off: the codec normally sums their bias gradients itself and adds the decoder's last bias with the NCHW conversion): same model, same gradients")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
+    if args.precision == "bf16" and not cpu_has_bf16():  # oneDNN has no bf16 LSTM on such CPUs
+        ap.error("--precision bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); this one has none, use fp32")
     if args.plain_convs:
         frames.CPU_SHORTCUTS = False  # torch's own convolution layers, bias included (as before session 14)
     kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
