@@ -47,6 +47,8 @@ class TrainConfig:
     eval_every: int = 250  # steps between validation passes (best/ is kept on validation loss)
     preview_every: int = 500  # steps between loss.png / preview.gif refreshes (0: never)
     kl_warmup: int = 0  # steps over which the KL weights rise linearly from 0 to their config values
+    static_first: int = 0  # the first N steps decode every sequence from f alone (z_1:T hidden: zeros), so f learns
+    #   the whole look before z learns the motion (DSAE.loss(hide_z=True)); 0 = off (the paper's training)
     grad_clip: float = 100.0  # clip the gradient norm (0: off)
     val_fraction: float = 0.05  # share of training characters/files held out for validation
     device: str = "cpu"
@@ -302,7 +304,8 @@ class Trainer:
         amp = torch.autocast(torch.device(self.device).type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         with amp:
             groups = self.batch_groups if self.paired else None
-            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired, groups=groups)
+            hide_z = self.step < self.cfg.static_first
+            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired, groups=groups, hide_z=hide_z)
         keys = list(out)
         values = torch.stack([out[k].detach().float() for k in keys])
         if self.dist.enabled:  # the mean over all processes; non-finite if any process's is

@@ -460,7 +460,7 @@ class DSAE(nn.Module):
 
     def loss(
         self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False,
-        groups: torch.Tensor | None = None,
+        groups: torch.Tensor | None = None, hide_z: bool = False,
     ) -> dict:
         """Negative ELBO per sequence (averaged over the batch) and its terms.
 
@@ -468,12 +468,18 @@ class DSAE(nn.Module):
         segment of the same recording); with ``pair_weight > 0`` each sequence is then also scored
         decoded from its own z_1:T and its partner's f, and with ``contrast_weight > 0`` f must pick
         out its partner (see the config). ``groups`` (B,): the recording of each sequence, so that
-        two pairs of one recording are not taken for negatives of each other."""
+        two pairs of one recording are not taken for negatives of each other.
+
+        ``hide_z``: the decoder gets zeros in place of z_1:T (the KL terms are as usual, the latent
+        cycle term is left out), so f alone must draw each sequence: the static-first phase of
+        training (``dsae train --static-first N``), in which f learns the whole look before z is
+        let in; without it a wide frame codec learns the hair style from z's silhouette view first
+        (session 15) and f never takes it over."""
         cfg = self.config
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
         post = self.encode(x, sample=True)
-        recon = self.reconstruction_nll(self.decode_params(post.f, post.z), x).mean()
+        recon = self.reconstruction_nll(self.decode_params(post.f, torch.zeros_like(post.z) if hide_z else post.z), x).mean()
         kl_f = self.kl_f(post.f_mean, post.f_logvar).mean()
         if self.deterministic:  # one z per sequence against p(z) = N(0, I)
             kl_z = kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean()
@@ -500,7 +506,7 @@ class DSAE(nn.Module):
         if cfg.decorrelation_weight > 0 and self.training and paired:
             out["decorrelation"] = self.decorrelation_loss(post.z_mean)
             out["loss"] = out["loss"] + cfg.decorrelation_weight * out["decorrelation"]
-        if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1:
+        if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1 and not hide_z:
             out["cycle"] = self.cycle_loss(post)
             out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]
         return out
@@ -578,7 +584,7 @@ class DSAE(nn.Module):
 
     def forward(
         self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False,
-        groups: torch.Tensor | None = None,
+        groups: torch.Tensor | None = None, hide_z: bool = False,
     ) -> dict:
         # the loss is the forward pass, so DistributedDataParallel and torch.compile can wrap the model
-        return self.loss(x, beta_f=beta_f, beta_z=beta_z, paired=paired, groups=groups)
+        return self.loss(x, beta_f=beta_f, beta_z=beta_z, paired=paired, groups=groups, hide_z=hide_z)

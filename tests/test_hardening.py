@@ -314,6 +314,28 @@ def test_cosine_time_schedule_anneals_over_the_wall_budget(gifs, tmp_path):
     assert later and max(later) <= lrs[-1] + 1e-12, (lrs[-1], later[:3])
 
 
+def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, monkeypatch):
+    """dsae train --static-first N: the first N training steps decode from f alone (hide_z), the later ones
+    from z and f; train.json records N."""
+    from models import DSAE
+
+    seen = []
+    usual = DSAE.loss
+
+    def spy(self, x, *a, hide_z=False, **k):
+        if self.training:
+            seen.append(hide_z)
+        return usual(self, x, *a, hide_z=hide_z, **k)
+
+    monkeypatch.setattr(DSAE, "loss", spy)
+    run = tmp_path / "run"
+    r = invoke("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 5, "--static-first", 3,
+               "--eval-every", 100, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert seen == [True, True, True, False, False]
+    assert json.loads((run / "train.json").read_text())["train"]["static_first"] == 3
+
+
 def test_killed_run_resumes_to_the_same_losses(gifs, tmp_path):
     """kill -9 after a checkpoint (with later steps already logged), resume: every step's losses,
     validation losses and learning rates equal an uninterrupted run's, and no step is logged twice."""

@@ -320,6 +320,35 @@ def test_laplace_likelihood_is_the_exact_density_and_trains():
         DSAEConfig(likelihood="cauchy")
 
 
+def test_hide_z_decodes_from_f_alone_with_the_same_kl_terms():
+    """loss(hide_z=True), the static-first phase: the reconstruction is f's alone (no gradient reaches z's
+    encoder through it, and it is the reconstruction from zeros in place of z), the KL terms are the usual
+    ones, and the cycle term is left out."""
+    from models import PRESETS
+
+    torch.manual_seed(0)
+    m = DSAE(DSAEConfig(**PRESETS["tiny"], z_silhouette=True, z_input_size=16, cycle_weight=1.0)).train()
+    x = torch.rand(4, 8, 3, 64, 64)
+    torch.manual_seed(1)
+    hidden = m.loss(x, hide_z=True)
+    torch.manual_seed(1)
+    usual = m.loss(x)
+    assert "cycle" not in hidden and "cycle" in usual
+    assert torch.allclose(hidden["kl_f"], usual["kl_f"]) and torch.allclose(hidden["kl_z"], usual["kl_z"])
+    torch.manual_seed(1)
+    post = m.encode(x, sample=True)
+    expected = m.reconstruction_nll(m.decode_params(post.f, torch.zeros_like(post.z)), x).mean()
+    assert torch.allclose(hidden["recon"], expected)
+    hidden["recon"].backward()
+    z_encoder = [p for n, p in m.named_parameters() if n.startswith("dynamic_frame_encoder.")]
+    f_encoder = [p for n, p in m.named_parameters() if n.startswith("frame_encoder.")]
+    assert z_encoder and all(p.grad is None or not p.grad.any() for p in z_encoder)
+    assert any(p.grad is not None and p.grad.any() for p in f_encoder)
+    m.zero_grad()
+    usual["recon"].backward()
+    assert any(p.grad is not None and p.grad.any() for p in z_encoder)
+
+
 def test_loss_terms_stay_float32_under_bf16_autocast():
     """Under bf16 autocast (dsae train --precision bf16) the layers run in bf16, but the Gaussian heads'
     outputs, and so the samples, KLs and the loss, are float32: a KL summed in bf16 keeps 3 digits."""

@@ -55,6 +55,7 @@ def train_command(
     warp: Optional[float] = typer.Option(None, "--warp", min=0.0, help="speech: stretch each training segment's frequency axis by a random factor in [1/(1+W), 1+W] (vocal tract length perturbation: new voices from the same recordings, so f meets more speakers). Default: the preset's (speech 0.2, else 0 = off)."),
     z_centred: Optional[bool] = typer.Option(None, "--centred-z/--no-centred-z", help="speech: z's encoder sees each frame minus the segment's mean frame, so the voice must come from f."),
     kl_warmup: Optional[int] = typer.Option(None, "--kl-warmup", min=0, help="Steps over which the KL weights ramp up from 0."),
+    static_first: Optional[int] = typer.Option(None, "--static-first", min=0, help="Decode from f alone (z hidden) for the first N steps, so f learns the whole look before z learns the motion. Not in the paper; 0 = off."),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="constant | cosine (anneals the learning rate to 0 over --steps) | cosine-time (to 0 by the end of --minutes or --steps, whichever comes first). Default: constant."),
     log_every: Optional[int] = typer.Option(None, "--log-every", min=1, help="Steps between metrics.jsonl lines (default 10)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA, or a CPU with native bf16: AVX512-BF16 or AMX, where its steps run faster). Default: auto."),
@@ -91,7 +92,7 @@ def train_command(
             k: v
             for k, v in dict(
                 steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, checkpoint_every=checkpoint_every,
-                eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup, lr_schedule=lr_schedule,
+                eval_every=eval_every, preview_every=preview_every, kl_warmup=kl_warmup, static_first=static_first, lr_schedule=lr_schedule,
                 log_every=log_every, precision=precision, warp=warp, channel=channel, compile=compile_model, fit_f_prior=fit_prior,
             ).items()
             if v is not None
