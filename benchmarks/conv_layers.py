@@ -1,6 +1,9 @@
 """Where the default preset's training time goes: each conv layer of its frame codec, timed alone.
 
-Run:  python benchmarks/conv_layers.py [--frames 256] [--repeats 10] [--json]
+Run:  python benchmarks/conv_layers.py [--frames 256] [--repeats 10] [--system-malloc] [--json]
+
+Like `dsae train`, it has malloc keep freed memory for reuse (`--system-malloc`: not), so no call pays
+for faulting in the pages of its output.
 
 For every 4x4 stride-2 convolution of the f encoder and every 4x4 stride-2 transposed convolution of
 the decoder (the `default` preset's widths, one batch of 32 sequences x 8 frames = 256 frames), prints
@@ -35,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from dsae_cli.datasets import video_batch
+from dsae_cli.runtime import keep_freed_memory
 from models import DSAE, DSAEConfig, PRESETS
 from models.frames import decoder_out_channels
 from train_throughput import count_flops_per_seq, matmul_peak  # the same measurements (this folder is on the path)
@@ -98,7 +102,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=256, help="frames per call (batch 32 x 8 frames)")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (as dsae train does not: without this, freed memory is kept for reuse, dsae_cli.runtime.keep_freed_memory)")
     args = ap.parse_args()
+    if not args.system_malloc:
+        keep_freed_memory()  # as dsae train does: otherwise every call pays for faulting in its output's pages
     torch.manual_seed(0)
     preset = PRESETS["default"]
     n, width = args.frames, preset["conv_width"]
