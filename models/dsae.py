@@ -470,7 +470,7 @@ class DSAE(nn.Module):
         out its partner (see the config). ``groups`` (B,): the recording of each sequence, so that
         two pairs of one recording are not taken for negatives of each other.
 
-        ``hide_z``: the decoder gets zeros in place of z_1:T (the KL terms are as usual, the latent
+        ``hide_z``: the decoder gets zeros in place of z_1:T (also in the pair term; the KL terms are as usual, the latent
         cycle term is left out), so f alone must draw each sequence: the static-first phase of
         training (``dsae train --static-first N``), in which f learns the whole look before z is
         let in; without it a wide frame codec learns the hair style from z's silhouette view first
@@ -479,7 +479,8 @@ class DSAE(nn.Module):
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
         post = self.encode(x, sample=True)
-        recon = self.reconstruction_nll(self.decode_params(post.f, torch.zeros_like(post.z) if hide_z else post.z), x).mean()
+        z_dec = torch.zeros_like(post.z) if hide_z else post.z  # what the decoder reads for z_1:T
+        recon = self.reconstruction_nll(self.decode_params(post.f, z_dec), x).mean()
         kl_f = self.kl_f(post.f_mean, post.f_logvar).mean()
         if self.deterministic:  # one z per sequence against p(z) = N(0, I)
             kl_z = kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean()
@@ -494,7 +495,7 @@ class DSAE(nn.Module):
             if B % 2:
                 raise ValueError("a paired batch has an even number of sequences")
             f_partner = torch.roll(post.f, B // 2, dims=0)  # a_k <-> b_k
-            out["pair"] = self.reconstruction_nll(self.decode_params(f_partner, post.z), x).mean()
+            out["pair"] = self.reconstruction_nll(self.decode_params(f_partner, z_dec), x).mean()
             out["loss"] = out["loss"] + cfg.pair_weight * out["pair"]
         if cfg.contrast_weight > 0 and self.training and paired:
             out["contrast"] = self.contrast_loss(post.f_mean, groups)
