@@ -153,7 +153,7 @@ def main() -> None:
     flops_per_seq = count_flops_per_seq(model, batch(0))
     opt.zero_grad(set_to_none=True)
     # the peak is measured before and after the timed steps and the higher one kept: on a shared machine
-    # a neighbour's load can halve one measurement (93-156 GFLOP/s within minutes on session 15's VM),
+    # a neighbour's load can halve one measurement (90-156 GFLOP/s within minutes on session 15's VM),
     # and an understated peak would overstate the MFU
     peak_before = matmul_peak()
 
