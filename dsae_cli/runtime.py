@@ -73,9 +73,29 @@ def default_model_path(modality: str) -> Path:
     return path
 
 
+def embedded_model_names() -> list[str]:
+    """Names of the models that ship inside the package (``dsae_cli/pretrained/NAME/``)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def model_path(model: Path | str | None, modality: str) -> Path:
+    """Where ``--model`` points: a path that exists, else the embedded model of that name (``sprites``,
+    ``sprites-narrow``, ``speech``), else the path as given (loading it then says what is wrong);
+    ``None``: the modality's embedded default."""
+    if model is None:
+        return default_model_path(modality)
+    path = Path(model)
+    if not path.exists() and str(model) in embedded_model_names():
+        return PRETRAINED_DIR / str(model)
+    return path
+
+
 def load_model_for(model: Path | None, modality: str, device: str = "auto"):
-    """Load ``--model`` (or the embedded default for the modality) onto the resolved device."""
+    """Load ``--model`` (a path or an embedded model's name; default: the modality's embedded model)
+    onto the resolved device."""
     from dsae_cli.checkpoint import load_model
 
-    path = Path(model) if model is not None else default_model_path(modality)
+    path = model_path(model, modality)
     return load_model(path, modality=modality, device=resolve_device(device))

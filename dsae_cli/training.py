@@ -678,7 +678,9 @@ def _options(names) -> str:
 
 # Presets: model sizes (models.config.PRESETS) plus the training options that go with them.
 TRAIN_PRESETS: dict[str, dict] = {
-    "default": dict(batch_size=32, lr=1e-3, kl_warmup=0),
+    # static_first: a wide decoder learns the hair style from z's silhouette unless f draws the sequences
+    # alone first (sessions 14-16); a run started --init-from a trained model skips it
+    "default": dict(batch_size=32, lr=1e-3, kl_warmup=0, static_first=600),
     "paper": dict(batch_size=64, lr=2e-4, kl_warmup=0),
     "tiny": dict(batch_size=8, lr=1e-3, kl_warmup=0, eval_every=50, checkpoint_every=100, preview_every=100),
     # the embedded speech model's recipe (README): pairs of segments (the model preset's pair_weight and contrast_weight),
@@ -770,7 +772,10 @@ def run_training(
         if model_cfg.modality != (modality or "video"):
             hint = "speech or tiny-speech" if modality == "speech" else "default, paper or tiny"
             raise DsaeError(f"--preset {preset} makes a {model_cfg.modality} model but the data is {modality or 'video'}; use --preset {hint}")
-        cfg = TrainConfig(**{**TRAIN_PRESETS.get(preset, {}), **train_overrides})
+        recipe = dict(TRAIN_PRESETS.get(preset, {}))
+        if init_model is not None:  # f already draws the look: the preset's static phase is for a new model
+            recipe.pop("static_first", None)
+        cfg = TrainConfig(**{**recipe, **train_overrides})
     if cfg.steps < 1 or cfg.batch_size < 1 or cfg.lr <= 0 or cfg.minutes < 0:
         raise DsaeError("--steps and --batch-size must be at least 1, --lr positive, --minutes not negative")
     if cfg.lr_schedule not in LR_SCHEDULES:

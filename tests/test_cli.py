@@ -248,6 +248,27 @@ def test_embedded_swap_keeps_content_of_a_and_motion_of_b(sprite_gifs, tmp_path)
     del torch
 
 
+@embedded
+def test_model_option_takes_an_embedded_models_name(sprite_gifs, tmp_path, monkeypatch):
+    """--model sprites-narrow loads the width-16 model that ships beside the default; a folder of that name
+    in the working directory wins over the embedded one; an unknown name is a one-line error."""
+    from dsae_cli.runtime import PRETRAINED_DIR, embedded_model_names, load_model_for, model_path
+
+    assert {"sprites", "sprites-narrow", "speech"} <= set(embedded_model_names())
+    assert model_path("sprites-narrow", "video") == PRETRAINED_DIR / "sprites-narrow"
+    assert load_model_for("sprites-narrow", "video", "cpu").config.conv_width == 16
+    assert load_model_for(None, "video", "cpu").config.conv_width == 32
+    a = next(sprite_gifs.glob("*.gif"))
+    r = invoke("reconstruct", a, "-o", tmp_path / "r.gif", "--model", "sprites-narrow")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "r.gif").is_file()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sprites-narrow").mkdir()
+    assert model_path("sprites-narrow", "video") == Path("sprites-narrow")  # the local folder, not the embedded model
+    r = invoke("reconstruct", a, "-o", tmp_path / "r2.gif", "--model", "no-such-model")
+    assert r.exit_code != 0 and "Traceback" not in r.output and not (tmp_path / "r2.gif").exists()
+
+
 def test_one_view_option_replaces_the_presets_other_view(sprite_gifs, tmp_path):
     from dsae_cli.checkpoint import load_model
 

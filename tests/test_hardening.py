@@ -336,6 +336,37 @@ def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, monkeypat
     assert json.loads((run / "train.json").read_text())["train"]["static_first"] == 3
 
 
+def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs, tmp_path, monkeypatch):
+    """A preset's static_first (the default preset's 600) applies to a new model; a run started --init-from
+    a trained model decodes from z and f from its first step, unless --static-first is given."""
+    from dsae_cli import training
+    from models import DSAE
+
+    monkeypatch.setitem(training.TRAIN_PRESETS, "tiny", {**training.TRAIN_PRESETS["tiny"], "static_first": 2})
+    seen = []
+    usual = DSAE.loss
+
+    def spy(self, x, *a, hide_z=False, **k):
+        if self.training:
+            seen.append(hide_z)
+        return usual(self, x, *a, hide_z=hide_z, **k)
+
+    monkeypatch.setattr(DSAE, "loss", spy)
+    common = ["--data", gifs, "--preset", "tiny", "--steps", 3, "--eval-every", 100, "--preview-every", 0, "--device", "cpu"]
+    r = invoke("train", "--out", tmp_path / "a", *common)
+    assert r.exit_code == 0, r.output
+    assert seen == [True, True, False]
+    seen.clear()
+    r = invoke("train", "--out", tmp_path / "b", "--init-from", tmp_path / "a" / "best", *common)
+    assert r.exit_code == 0, r.output
+    assert seen == [False, False, False]
+    assert json.loads((tmp_path / "b" / "train.json").read_text())["train"]["static_first"] == 0
+    seen.clear()
+    r = invoke("train", "--out", tmp_path / "c", "--init-from", tmp_path / "a" / "best", "--static-first", 1, *common)
+    assert r.exit_code == 0, r.output
+    assert seen == [True, False, False]
+
+
 def test_killed_run_resumes_to_the_same_losses(gifs, tmp_path):
     """kill -9 after a checkpoint (with later steps already logged), resume: every step's losses,
     validation losses and learning rates equal an uninterrupted run's, and no step is logged twice."""

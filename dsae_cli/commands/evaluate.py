@@ -74,7 +74,7 @@ def sprites_command(
 
 @app.command("predict")
 def predict_command(
-    models: Optional[List[Path]] = typer.Option(None, "--model", "-m", help="Run folder or .safetensors bundle; repeat to compare several. Default: the embedded model.", show_default=False),
+    models: Optional[List[Path]] = typer.Option(None, "--model", "-m", help="Run folder, .safetensors bundle or an embedded model's name (sprites, sprites-narrow); repeat to compare several. Default: the embedded model.", show_default=False),
     context: int = typer.Option(4, "--context", "-k", min=1, help="Frames given; the rest are predicted."),
     repeats: int = typer.Option(3, "--repeats", "-r", min=1, help="Roll-outs per sequence; figures are their mean and std."),
     judge: Optional[Path] = typer.Option(None, "--judge", "-j", help="Judge folder; default: the embedded judge.", show_default=False),

@@ -34,9 +34,9 @@ def export_command(
 
         from dsae_cli.checkpoint import load_model
         from dsae_cli.export import export_model
-        from dsae_cli.runtime import default_model_path
+        from dsae_cli.runtime import model_path
 
-        path = model if model is not None else default_model_path("video")
+        path = model_path(model, "video")
         net = load_model(path, device="cpu")
         desc = export_model(net, output, fmt, source=str(path))
         check = desc["verified"]

@@ -32,7 +32,7 @@ def fit_prior_command(
         import sys
 
         from dsae_cli.fileio import check_output_path
-        from dsae_cli.runtime import default_model_path, resolve_device
+        from dsae_cli.runtime import model_path, resolve_device
         from dsae_cli.training import refit_saved_f_prior, training_subset
 
         if output.exists():
@@ -45,7 +45,7 @@ def fit_prior_command(
             check_output_path(output, suffixes=(".safetensors",))
         from dsae_cli.checkpoint import load_model
 
-        src = Path(model) if model is not None else default_model_path("speech" if data.startswith("speech:") else "video")
+        src = model_path(model, "speech" if data.startswith("speech:") else "video")
         dev = resolve_device(device)
         net = load_model(src, device=dev)
         print(f"loading the training sequences of {data} ...", file=sys.stderr)
