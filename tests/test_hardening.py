@@ -314,9 +314,9 @@ def test_cosine_time_schedule_anneals_over_the_wall_budget(gifs, tmp_path):
     assert later and max(later) <= lrs[-1] + 1e-12, (lrs[-1], later[:3])
 
 
-def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, monkeypatch):
-    """dsae train --static-first N: the first N training steps decode from f alone (hide_z), the later ones
-    from z and f; train.json records N."""
+@pytest.fixture
+def hide_z_spy(monkeypatch):
+    """The hide_z flag of every training-mode DSAE.loss call, in order (the loss itself runs as usual)."""
     from models import DSAE
 
     seen = []
@@ -328,6 +328,13 @@ def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, monkeypat
         return usual(self, x, *a, hide_z=hide_z, **k)
 
     monkeypatch.setattr(DSAE, "loss", spy)
+    return seen
+
+
+def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, hide_z_spy):
+    """dsae train --static-first N: the first N training steps decode from f alone (hide_z), the later ones
+    from z and f; train.json records N."""
+    seen = hide_z_spy
     run = tmp_path / "run"
     r = invoke("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 5, "--static-first", 3,
                "--eval-every", 100, "--preview-every", 0, "--device", "cpu")  # fmt: skip
@@ -336,22 +343,13 @@ def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, monkeypat
     assert json.loads((run / "train.json").read_text())["train"]["static_first"] == 3
 
 
-def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs, tmp_path, monkeypatch):
+def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs, tmp_path, monkeypatch, hide_z_spy):
     """A preset's static_first (the default preset's 600) applies to a new model; a run started --init-from
     a trained model decodes from z and f from its first step, unless --static-first is given."""
     from dsae_cli import training
-    from models import DSAE
 
     monkeypatch.setitem(training.TRAIN_PRESETS, "tiny", {**training.TRAIN_PRESETS["tiny"], "static_first": 2})
-    seen = []
-    usual = DSAE.loss
-
-    def spy(self, x, *a, hide_z=False, **k):
-        if self.training:
-            seen.append(hide_z)
-        return usual(self, x, *a, hide_z=hide_z, **k)
-
-    monkeypatch.setattr(DSAE, "loss", spy)
+    seen = hide_z_spy
     common = ["--data", gifs, "--preset", "tiny", "--steps", 3, "--eval-every", 100, "--preview-every", 0, "--device", "cpu"]
     r = invoke("train", "--out", tmp_path / "a", *common)
     assert r.exit_code == 0, r.output
