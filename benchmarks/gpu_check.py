@@ -33,7 +33,7 @@ import torch
 import models.dsae as dsae_module
 from dsae_cli import sprites
 from dsae_cli.datasets import SequenceData
-from dsae_cli.training import TRAIN_PRESETS, TrainConfig, Trainer
+from dsae_cli.train.loop import TRAIN_PRESETS, TrainConfig, Trainer
 from models import DSAE, DSAEConfig, PRESETS
 
 TOLERANCE = {"fp32": 1e-3, "bf16": 5e-2}  # largest relative loss difference from the CPU run

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dsae_cli.datasets import video_batch
 from dsae_cli.runtime import keep_freed_memory
-from dsae_cli.training import cpu_has_bf16
+from dsae_cli.train.loop import cpu_has_bf16
 from models import DSAE, DSAEConfig, PRESETS
 from models import frames
 

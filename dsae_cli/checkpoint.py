@@ -56,6 +56,18 @@ def save_model(model, path: str | Path, extra: dict | None = None) -> Path:
     return path
 
 
+def copy_model(src: str | Path, dst: str | Path) -> Path:
+    """Copy the model in folder ``src`` to folder ``dst``, replacing ``dst``'s model as a whole."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        with atomic_path(dst / name) as tmp:
+            shutil.copyfile(src / name, tmp)
+    return dst
+
+
 def _read_meta(path: Path) -> tuple[dict, Path]:
     if path.is_dir():
         cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME

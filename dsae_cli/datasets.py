@@ -92,17 +92,18 @@ def load_training_data(spec: str, seq_len: int = 8, frame_size: int = 64, progre
     return load_video_folder(path, seq_len, frame_size)
 
 
-def validation_split(data: SequenceData, fraction: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx), holding out whole groups; at least one group each when there are two or more."""
-    groups = np.unique(data.groups)
-    rng = np.random.RandomState(seed)
+def held_out_groups(groups, fraction: float = 0.05, seed: int = 0) -> np.ndarray:
+    """The groups (e.g. Sprites characters) held out for validation, sorted: a seeded ``fraction`` of
+    the distinct ``groups``, at least one when there are two or more, never all of them."""
+    groups = np.unique(groups)
     n_val = int(round(fraction * len(groups)))
-    if len(groups) >= 2:
-        n_val = min(max(n_val, 1), len(groups) - 1)
-    else:
-        n_val = 0
-    val_groups = rng.permutation(groups)[:n_val]
-    is_val = np.isin(data.groups, val_groups)
+    n_val = min(max(n_val, 1), len(groups) - 1) if len(groups) >= 2 else 0
+    return np.sort(np.random.RandomState(seed).permutation(groups)[:n_val])
+
+
+def validation_split(data: SequenceData, fraction: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx), holding out whole groups (:func:`held_out_groups`)."""
+    is_val = np.isin(data.groups, held_out_groups(data.groups, fraction, seed))
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 

@@ -41,12 +41,13 @@ def sprites_split(split: str, limit: int | None = None, progress=None):
     and smoke runs) and renders only the characters they need.
     """
     from dsae_cli import sprites
-    from dsae_cli.datasets import SequenceData
+    from dsae_cli.datasets import SequenceData, held_out_groups
 
-    if split not in ("train", "test"):
-        raise DsaeError(f"unknown Sprites split {split!r}; use train or test")
+    if split not in ("train", "val", "test"):
+        raise DsaeError(f"unknown Sprites split {split!r}; use train, val or test")
     train_ids, test_ids = sprites.split_character_ids()
-    ids = train_ids if split == "train" else test_ids
+    val_ids = held_out_groups(train_ids)
+    ids = {"train": train_ids, "val": val_ids, "test": test_ids}[split]  # val: the characters `dsae train` holds out
     if limit is not None:
         if limit < 1:
             raise DsaeError("--limit must be at least 1")

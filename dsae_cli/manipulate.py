@@ -57,7 +57,7 @@ def to_tensor(frames: np.ndarray, device: str = "cpu"):
 
 
 def to_frames(x) -> np.ndarray:
-    from dsae_cli.training import to_uint8_frames
+    from dsae_cli.train.loop import to_uint8_frames
 
     return to_uint8_frames(x)
 

@@ -343,12 +343,12 @@ class DSAE(nn.Module):
         mean, logvar = self.prior_params(z)
         return gaussian_log_density(z, mean, logvar).sum(dim=(1, 2))
 
-    def sample_f(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """f ~ p(f): N(0, I), or the fitted N(m, S). The noise is drawn on the generator's device."""
+    def sample_f(self, batch: int, generator: torch.Generator | None = None, standard: bool = False) -> torch.Tensor:
+        """f ~ p(f): N(0, I), or the fitted N(m, S) unless ``standard``. The noise is drawn on the generator's device."""
         dev = next(self.parameters()).device
         eps = torch.randn(batch, self.config.f_dim, generator=generator, device=generator.device if generator is not None else dev)
         eps = eps.to(dev)
-        if self.config.f_prior == "fitted":
+        if self.config.f_prior == "fitted" and not standard:
             return self.f_prior_loc + eps @ self.f_prior_scale_tril.T
         return eps
 

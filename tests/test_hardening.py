@@ -346,7 +346,7 @@ def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, hide_z_sp
 def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs, tmp_path, monkeypatch, hide_z_spy):
     """A preset's static_first (the default preset's 600) applies to a new model; a run started --init-from
     a trained model decodes from z and f from its first step, unless --static-first is given."""
-    from dsae_cli import training
+    from dsae_cli.train import loop as training
 
     monkeypatch.setitem(training.TRAIN_PRESETS, "tiny", {**training.TRAIN_PRESETS["tiny"], "static_first": 2})
     seen = hide_z_spy
@@ -429,7 +429,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_stops(gifs, tmp_path):
 
 
 def test_metrics_line_cut_by_a_crash_is_repaired(tmp_path):
-    from dsae_cli.training import read_metrics, repair_metrics
+    from dsae_cli.train.loop import read_metrics, repair_metrics
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
@@ -524,7 +524,7 @@ def test_batch_must_divide_among_processes(gifs, tmp_path):
     from dsae_cli.datasets import load_training_data
     from dsae_cli.distributed import DistInfo
     from dsae_cli.errors import DsaeError
-    from dsae_cli.training import TrainConfig, Trainer
+    from dsae_cli.train.loop import TrainConfig, Trainer
     from models import DSAE, DSAEConfig, PRESETS
 
     data = load_training_data(str(gifs))
@@ -536,7 +536,7 @@ def test_shards_partition_each_global_batch(gifs, tmp_path):
     """Ranks take disjoint slices that together are exactly the single-process batch (no process group needed)."""
     from dsae_cli.datasets import load_training_data
     from dsae_cli.distributed import DistInfo
-    from dsae_cli.training import TrainConfig, Trainer
+    from dsae_cli.train.loop import TrainConfig, Trainer
 
     data = load_training_data(str(gifs))
     data.x = np.arange(len(data))[:, None, None, None, None].repeat(3, axis=-1).astype(np.uint8)  # sequence i holds i
@@ -721,7 +721,7 @@ def test_speech_model_refused_by_video_commands(speech, gifs, tmp_path):
 
 
 def test_bf16_on_cpu_trains_where_the_cpu_has_it_and_says_why_not_elsewhere(gifs, tmp_path, monkeypatch):
-    from dsae_cli import training
+    from dsae_cli.train import loop as training
 
     args = ("train", "--data", gifs, "--preset", "tiny", "--precision", "bf16", "--device", "cpu", "--steps", 3,
             "--eval-every", 3, "--preview-every", 0, "--log-every", 1)  # fmt: skip

@@ -432,7 +432,7 @@ def test_video_model_is_refused_for_speech(speech_run, corpus, tmp_path):
 
 
 def test_partner_table_pairs_segments_of_the_same_utterance():
-    from dsae_cli.training import _partner_table
+    from dsae_cli.train.loop import _partner_table
 
     utts = np.array([3, 3, 3, 7, 9, 9, 3, 7])  # utterances need not be contiguous
     partners = _partner_table(utts)
@@ -508,7 +508,7 @@ def first_paired_batch(corpus, out, **train):
     four anchors and partners as stored (no augmentation), and the features' normalisation; the
     trainer is rewound so that its next batch is the first again."""
     from dsae_cli.speech_data import prepare_speech_training
-    from dsae_cli.training import TrainConfig, Trainer
+    from dsae_cli.train.loop import TrainConfig, Trainer
     from models import DSAE, DSAEConfig
     from models.config import PRESETS
 

@@ -24,13 +24,14 @@ def sprites_command(
     plots: Optional[Path] = typer.Option(None, "--plots", help="Also write the judge's class probabilities over time (PNG) into this folder.", show_default=False),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sequences per model/judge call."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prior samples (the swap pairs are fixed)."),
-    standard_prior: bool = typer.Option(False, "--standard-prior", help="Draw f from the paper's N(0, I) even if the model has a fitted p(f)."),
+    split: str = typer.Option("test", "--split", help="test: the 296 test characters (report figures once) | val: the 50 training characters held out from training (choose on these)."),
     device: str = DeviceOption,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
 ) -> None:
-    """Score a video model on all 2664 Sprites test sequences with the judge classifier.
+    """Score a video model on the Sprites test (2664 sequences) or validation (450) split with the judge classifier.
 
-    Action test (the S3VAE / C-DSVAE protocol: Acc, IS, H(y|x), H(y) with f resampled), static test
+    Action test (the S3VAE / C-DSVAE protocol: Acc, IS, H(y|x), H(y) with f drawn from N(0, I), and
+    again from the fitted p(f) when the model has one), static test
     (f kept, z_1:T resampled), swap accuracy on fixed pairs, and the DSAE paper's disagreement /
     KL-recon / KL-random table. Example: dsae evaluate sprites --model runs/sprites --json
     """
@@ -56,11 +57,11 @@ def sprites_command(
         keep_freed_memory()  # batches of decoded frames: reuse their memory rather than fault it in again
         dev = resolve_device(device)
         net = load_model_for(model, "video", dev)
-        if standard_prior:
-            net.use_standard_f_prior()
+        if split not in ("val", "test"):
+            raise DsaeError(f"unknown --split {split!r}; use val or test")
         jdg = load_judge(judge, dev)
-        print("rendering the Sprites test characters ...", file=sys.stderr)
-        data = sprites_split("test", limit)
+        print(f"rendering the Sprites {split} characters ...", file=sys.stderr)
+        data = sprites_split(split, limit)
         with (nullcontext(None) if json_out and not sys.stderr.isatty() else _progress_bar()) as progress:
             result = evaluation.evaluate_sprites(net, jdg, data, repeats=repeats, batch_size=batch_size, seed=seed, device=dev, progress=progress)
         if plots is not None:

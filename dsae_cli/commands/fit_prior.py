@@ -33,7 +33,7 @@ def fit_prior_command(
 
         from dsae_cli.fileio import check_output_path
         from dsae_cli.runtime import model_path, resolve_device
-        from dsae_cli.training import refit_saved_f_prior, training_subset
+        from dsae_cli.train.loop import refit_saved_f_prior, training_subset
 
         if output.exists():
             raise DsaeError(f"{output} already exists; choose a new -o (the model there is kept)")

@@ -1,0 +1,1 @@
+"""Training: the loop, recipes, p(f) fitting and running several processes."""

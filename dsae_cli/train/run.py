@@ -1,0 +1,153 @@
+"""``dsae train``: a recipe's stages, each a run of the training loop on the user's data.
+
+A one-stage recipe trains in the run folder itself. A recipe of several stages trains each in a
+sub-folder (``RUN/1-elbo``, ``RUN/2-cycle``, ...), each stage after the first starting from the
+previous stage's ``best/``, and the last stage's models are copied to ``RUN/`` and ``RUN/best/``.
+``RUN/recipe.json`` records the fully resolved recipe, so ``--resume RUN`` goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dsae_cli.errors import DsaeError
+from dsae_cli.fileio import atomic_path
+from dsae_cli.train.recipes import LOSS_WEIGHTS, Recipe, apply_overrides, default_recipe, load_recipe, scale_minutes, stage_plans
+
+RECIPE_FILE = "recipe.json"
+DONE_FILE = "done.json"
+
+
+def holds_model(folder: Path) -> bool:
+    folder = Path(folder)
+    return any((folder / name).exists() for name in ("config.json", "model.safetensors", "state.pt", RECIPE_FILE))
+
+
+def train(
+    recipe: str | Path | Recipe | None = None,
+    data: str | None = None,
+    out: str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    init_from: str | Path | None = None,
+    sets: list[str] | tuple = (),
+    minutes: float | None = None,
+    log=print,
+    progress_factory=None,
+    **train_overrides,
+) -> dict:
+    """Train ``recipe`` (a built-in name, a TOML path or a :class:`Recipe`; default ``sprites``, or
+    ``speech`` for ``speech:DIR`` data) on ``data`` into the new folder ``out``, or go on with the run
+    in ``resume``. ``sets`` are ``--set`` assignments; ``minutes`` scales every stage in proportion;
+    ``train_overrides`` (steps, batch_size, lr, seed, device, precision, checkpoint_every, eval_every,
+    preview_every) apply to every stage. Returns the last stage's summary."""
+    train_overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    if resume is not None:
+        if out is not None or init_from is not None or recipe is not None or sets:
+            raise DsaeError("--resume goes on with the run's own recipe; drop --out, --recipe, --set and --init-from")
+        run_dir = Path(resume)
+        saved = run_dir / RECIPE_FILE
+        if not saved.is_file():  # a run of one stage made without a recipe file: the loop resumes it as it is
+            from dsae_cli.train.stage import run_stage
+
+            return _finish(run_stage(data, run_dir, resume=True, train_overrides=train_overrides, log=log, progress_factory=progress_factory), run_dir)
+        try:
+            meta = json.loads(saved.read_text())
+            rec = Recipe.from_dict(meta["recipe"])
+        except (ValueError, KeyError, TypeError):
+            raise DsaeError(f"{saved} is damaged, so the run cannot be resumed; start a new run with --out") from None
+        return _run_stages(
+            rec, data or meta.get("data"), run_dir, meta.get("init_from"), set(meta.get("user_model_keys", [])),
+            set(meta.get("user_train_keys", [])), train_overrides, log, progress_factory, resuming=True,
+        )  # fmt: skip
+
+    if out is None:
+        raise DsaeError("say where the run goes with --out RUN_DIR (or continue one with --resume RUN_DIR)")
+    run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DsaeError(f"--out {run_dir} is a file; give a folder for the run (it is created if missing)")
+    if holds_model(run_dir):
+        what = "a run" if (run_dir / "state.pt").exists() or (run_dir / RECIPE_FILE).exists() else "a model"
+        raise DsaeError(f"{run_dir} already holds {what}; continue a run with --resume {run_dir} or choose a new --out folder")
+    if init_from is not None and Path(init_from).resolve() == run_dir.resolve():
+        raise DsaeError("--out must be a new folder, not the --init-from model")
+    if isinstance(recipe, Recipe):
+        rec = recipe
+    else:
+        speech = data is not None and str(data).startswith("speech:")
+        rec = load_recipe(recipe or default_recipe("speech" if speech else "video"))
+    rec = apply_overrides(rec, list(sets))
+    if minutes is not None:
+        rec = scale_minutes(rec, minutes)
+    for stage in rec.stages:
+        stage.update(train_overrides)
+    user_model_keys = {s.split("=", 1)[0].split(".", 1)[1] for s in sets if s.startswith("model.")}
+    user_train_keys = {s.split("=", 1)[0].rsplit(".", 1)[-1] for s in sets if s.startswith("train.")}
+    data = data if data is not None else rec.data
+    if data is None:
+        raise DsaeError("say what to train on with --data sprites|FILE.npz|DIR|speech:DIR")
+    if init_from is not None:
+        fixed = sorted(user_model_keys - set(LOSS_WEIGHTS))
+        if fixed:
+            raise DsaeError(
+                f"--init-from takes the architecture from {init_from}; --set may change only model.{', model.'.join(LOSS_WEIGHTS)} "
+                f"(drop model.{', model.'.join(fixed)})"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"recipe": rec.to_dict(), "data": data, "init_from": str(init_from) if init_from else None, "user_model_keys": sorted(user_model_keys), "user_train_keys": sorted(user_train_keys)}
+    with atomic_path(run_dir / RECIPE_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    return _run_stages(rec, data, run_dir, init_from, user_model_keys, user_train_keys, {}, log, progress_factory, resuming=False)
+
+
+def _run_stages(
+    rec: Recipe, data: str, run_dir: Path, init_from, user_model_keys: set, user_train_keys: set, resume_overrides: dict,
+    log, progress_factory, resuming: bool,
+) -> dict:  # fmt: skip
+    from dsae_cli.train.stage import run_stage
+
+    plans = stage_plans(rec)
+    n = len(plans)
+    summary: dict = {}
+    previous: Path | None = None
+    for plan in plans:
+        folder = plan.folder(run_dir, n)
+        if (folder / DONE_FILE).is_file():
+            previous = folder
+            continue
+        if n > 1:
+            log(f"stage {plan.index} of {n}: {plan.name} ({plan.train.get('minutes', 0):g} min) in {folder}")
+        if resuming and (folder / "state.pt").is_file():
+            summary = run_stage(data, folder, resume=True, train_overrides=resume_overrides, log=log, progress_factory=progress_factory)
+        else:
+            start_from = init_from if previous is None else previous / "best"
+            model = dict(rec.model) if start_from is None else {k: v for k, v in rec.model.items() if k in user_model_keys}
+            model.update(plan.model)
+            train_cfg = dict(plan.train)
+            if start_from is not None and previous is None and "static_first" not in user_train_keys:
+                train_cfg.pop("static_first", None)  # f already draws the look: a static phase is for a new model
+            train_cfg.update(resume_overrides)
+            summary = run_stage(
+                data, folder, model=model, train=train_cfg, init_from=start_from, recipe_name=rec.name, stage=plan.name,
+                log=log, progress_factory=progress_factory,
+            )  # fmt: skip
+        if summary.get("interrupted"):
+            return _finish(summary, run_dir)
+        if summary.get("rank", 0) == 0:
+            with atomic_path(folder / DONE_FILE) as tmp:
+                tmp.write_text(json.dumps({"step": summary["step"], "elapsed_s": round(summary["elapsed_s"], 1)}) + "\n")
+        previous = folder
+    if n > 1 and summary.get("rank", 0) == 0 and previous is not None:
+        from dsae_cli.checkpoint import copy_model
+
+        copy_model(previous, run_dir)
+        copy_model(previous / "best", run_dir / "best")
+        log(f"recipe {rec.name}: the last stage's models copied to {run_dir} and {run_dir / 'best'}")
+    return _finish(summary, run_dir)
+
+
+def _finish(summary: dict, run_dir: Path) -> dict:
+    summary = dict(summary)
+    summary["run_dir"] = str(run_dir)
+    return summary
