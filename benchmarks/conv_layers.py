@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dsae_cli.datasets import video_batch
+from dsae_cli.data.sequences import video_batch
 from dsae_cli.runtime import keep_freed_memory
 from models import DSAE, DSAEConfig, PRESETS
 from models.frames import decoder_out_channels

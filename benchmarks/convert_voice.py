@@ -36,7 +36,7 @@ def build_inputs(folder: Path, seconds: list[float], sr: int = 16000) -> tuple[l
     import soundfile as sf
 
     if folder.is_dir():
-        from dsae_cli.speech_data import scan_corpus
+        from dsae_cli.data.speech import scan_corpus
 
         utts = scan_corpus(folder)
         target_speaker = utts[-1].speaker

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 import models.dsae as dsae_module
-from dsae_cli import sprites
-from dsae_cli.datasets import SequenceData
+from dsae_cli.data import sprites
+from dsae_cli.data.sequences import SequenceData
 from dsae_cli.train.loop import TRAIN_PRESETS, TrainConfig, Trainer
 from models import DSAE, DSAEConfig, PRESETS
 

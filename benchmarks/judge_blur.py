@@ -9,10 +9,10 @@ figure's pixels. About two minutes on 2 cores.
 """
 import json
 import numpy as np, torch, torch.nn.functional as F
-from dsae_cli.judging import sprites_split, load_judge, judge_probabilities
+from dsae_cli.evaluate.judge import sprites_split, load_judge, judge_probabilities
 from dsae_cli.runtime import load_model_for
-from dsae_cli.datasets import video_batch
-from dsae_cli.train.loop import to_uint8_frames
+from dsae_cli.data.sequences import video_batch
+from dsae_cli.data.sequences import to_uint8_frames
 
 data = sprites_split("test")
 x = data.x

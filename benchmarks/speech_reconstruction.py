@@ -12,9 +12,9 @@ import json
 
 import numpy as np
 
-from dsae_cli.audio import read_audio
+from dsae_cli.io.audio import read_audio
 from dsae_cli.runtime import load_model_for
-from dsae_cli.speech_data import scan_corpus
+from dsae_cli.data.speech import scan_corpus
 from dsae_cli.voice import SpeechCodec
 
 

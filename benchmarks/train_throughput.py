@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dsae_cli.datasets import video_batch
+from dsae_cli.data.sequences import video_batch
 from dsae_cli.runtime import keep_freed_memory
 from dsae_cli.train.loop import cpu_has_bf16
 from models import DSAE, DSAEConfig, PRESETS

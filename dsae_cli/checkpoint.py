@@ -14,10 +14,13 @@ from pathlib import Path
 
 from dsae_cli import __version__
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path
+from dsae_cli.io.files import atomic_path
 
 FORMAT = "dsae-checkpoint"
+JUDGE_FORMAT = "dsae-judge"
 FORMAT_VERSION = 1
+#: files of a run folder: a model saved beside them is replaced file by file, not as a folder
+RUN_FILES = ("state.pt", "train.json", "recipe.json", "metrics.jsonl")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -38,48 +41,124 @@ def checkpoint_meta(model, extra: dict | None = None) -> dict:
 
 
 def save_model(model, path: str | Path, extra: dict | None = None) -> Path:
-    """Save to a directory (``config.json`` + ``model.safetensors``) or, for a ``.safetensors`` path, one file."""
+    """Save a DSAE to a folder (``config.json`` + ``model.safetensors``) or, for a ``.safetensors`` path, one file."""
+    return write_checkpoint(model.state_dict(), checkpoint_meta(model, extra), path)
+
+
+def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
+    """Write weights and their metadata so that a crash never pairs one save's weights with another's config.
+
+    The metadata always travels inside the safetensors file (the reader takes it from there). A model
+    folder (``best/``, an export) is written as a new folder and renamed over the old one; a run folder
+    (it holds ``state.pt``, ``train.json`` or ``recipe.json`` beside the model) keeps its other files and
+    gets the weights file replaced atomically, then ``config.json``, a readable copy of the metadata.
+    """
+    import os
+    import shutil
+    import tempfile
+
     from safetensors.torch import save_file
 
     path = Path(path)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = checkpoint_meta(model, extra)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    packed = {"dsae": json.dumps(meta)}
     if path.suffix == ".safetensors":
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"dsae": json.dumps(meta)})
+            save_file(tensors, str(tmp), metadata=packed)
         return path
-    path.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp))
-    with atomic_path(path / CONFIG_NAME) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    if path.is_dir() and any((path / name).exists() for name in RUN_FILES):
+        with atomic_path(path / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata=packed)
+        with atomic_path(path / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent))
+    try:
+        save_file(tensors, str(new / WEIGHTS_NAME), metadata=packed)
+        (new / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        os.chmod(new, 0o755)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.rename(path, old / path.name)
+            os.rename(new, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(new, path)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
     return path
 
 
 def copy_model(src: str | Path, dst: str | Path) -> Path:
-    """Copy the model in folder ``src`` to folder ``dst``, replacing ``dst``'s model as a whole."""
-    import shutil
-
-    src, dst = Path(src), Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_NAME, CONFIG_NAME):
-        with atomic_path(dst / name) as tmp:
-            shutil.copyfile(src / name, tmp)
-    return dst
+    """Copy the model in folder ``src`` to ``dst`` (replaced as a whole, as :func:`write_checkpoint` does)."""
+    meta, state = read_checkpoint(src, FORMAT, "model")
+    meta.pop("_id")
+    return write_checkpoint(state, meta, dst)
 
 
-def _read_meta(path: Path) -> tuple[dict, Path]:
+def read_checkpoint(path: str | Path, fmt: str, what: str = "model") -> tuple[dict, dict]:
+    """``(metadata, weights)`` of a checkpoint folder or ``.safetensors`` file of format ``fmt``
+    (``dsae-checkpoint`` or ``dsae-judge``), refusing foreign, damaged and non-finite ones in one line."""
+    import torch
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta, weights_file = _read_meta(path, what)
+    kind = meta.get("format") if isinstance(meta, dict) else None
+    if kind != fmt:
+        if kind == JUDGE_FORMAT:
+            raise DsaeError(f"{path} is a judge classifier (from `dsae judge train`), not a DSAE model; pass a model checkpoint with --model")
+        if kind == FORMAT:
+            raise DsaeError(f"{path} is a DSAE model, not a judge; pass it with --model and a judge folder (from `dsae judge train`) with --judge")
+        raise DsaeError(f"{path} is not a dsae {'checkpoint' if fmt == FORMAT else what} (format {kind!r}); pass a folder written by `dsae {'judge ' if fmt == JUDGE_FORMAT else ''}train`")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DsaeError(
+            f"{path} has {what} format version {version}, this dsae {__version__} reads version {FORMAT_VERSION}; "
+            f"upgrade dsae or retrain the {what}"
+        )
+    try:
+        state = load_file(str(weights_file))
+    except Exception as err:  # safetensors raises its own error types for junk files
+        raise DsaeError(f"{weights_file} is damaged ({err}); retrain or restore the {what}") from None
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise DsaeError(f"{path} holds non-finite weights in {k}; the {what} is damaged")
+    meta["_id"] = model_id(weights_file)
+    return meta, state
+
+
+def check_weights(path: Path, module, state: dict, what: str = "model") -> None:
+    """Refuse weights that do not fit ``module`` (a checkpoint damaged or from another program)."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise DsaeError(
+            f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+            f"the {what} is damaged or from another program"
+        )
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise DsaeError(f"{path} does not match its config: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}")
+
+
+def _read_meta(path: Path, what: str = "model") -> tuple[dict, Path]:
     if path.is_dir():
         cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
         if not cfg_file.is_file() or not weights.is_file():
             raise DsaeError(
                 f"{path} is not a dsae checkpoint (it needs {CONFIG_NAME} and {WEIGHTS_NAME}); "
-                "pass a folder written by `dsae train` or a .safetensors bundle"
+                "pass a folder written by `dsae train`, `dsae judge train` or a .safetensors bundle"
             )
+        packed = _packed_meta(weights)
+        if packed is not None:  # the copy written with the weights: never from another save
+            return packed, weights
         try:
             meta = json.loads(cfg_file.read_text())
         except (ValueError, UnicodeDecodeError) as err:
-            raise DsaeError(f"{cfg_file} is damaged ({err}); retrain or restore the checkpoint") from None
+            raise DsaeError(f"{cfg_file} is damaged ({err}); retrain or restore the {what}") from None
         return meta, weights
     if path.is_file():
         from safetensors import safe_open
@@ -98,28 +177,24 @@ def _read_meta(path: Path) -> tuple[dict, Path]:
     raise DsaeError(f"model {path} not found; pass a checkpoint folder or .safetensors file with --model")
 
 
+def _packed_meta(weights: Path) -> dict | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get("dsae")
+        return json.loads(raw) if raw else None
+    except Exception:  # a damaged file: the weights reader says so
+        return None
+
+
 def load_model(path: str | Path, modality: str | None = None, device: str = "cpu"):
     """Rebuild a model from a checkpoint; ``modality`` (if given) must match the checkpoint's."""
-    import torch
-    from safetensors.torch import load_file
-
     from models import DSAE, DSAEConfig
 
     path = Path(path)
-    meta, weights_file = _read_meta(path)
-    if isinstance(meta, dict) and meta.get("format") == "dsae-judge":
-        raise DsaeError(f"{path} is a judge classifier (from `dsae judge train`), not a DSAE model; pass a model checkpoint with --model")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DsaeError(
-            f"{path} is not a dsae checkpoint (format {meta.get('format') if isinstance(meta, dict) else '?'!r}); "
-            "pass a folder written by `dsae train` or a .safetensors bundle"
-        )
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise DsaeError(
-            f"{path} has checkpoint format version {version}, this dsae {__version__} reads version {FORMAT_VERSION}; "
-            "upgrade dsae or retrain the model"
-        )
+    meta, state = read_checkpoint(path, FORMAT, "model")
+    ident = meta.pop("_id")
     try:
         config = DSAEConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as err:
@@ -128,30 +203,12 @@ def load_model(path: str | Path, modality: str | None = None, device: str = "cpu
         raise DsaeError(
             f"{path} is a {config.modality} model but this command needs a {modality} model; pass one with --model"
         )
-    try:
-        state = load_file(str(weights_file))
-    except Exception as err:
-        raise DsaeError(f"{weights_file} is damaged ({err}); retrain or restore the checkpoint") from None
     model = DSAE(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise DsaeError(
-            f"{path} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]}); "
-            "the checkpoint is damaged or from another program"
-        )
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise DsaeError(
-                f"{path} does not match its config: {k} has shape {tuple(v.shape)}, expected {tuple(expected[k].shape)}"
-            )
-        if not torch.isfinite(v).all():
-            raise DsaeError(f"{path} holds non-finite weights in {k}; the checkpoint is damaged")
+    check_weights(path, model, state)
     model.load_state_dict(state)
     model.eval()
     model.checkpoint_meta = meta
-    model.model_id = model_id(weights_file)
+    model.model_id = ident
     return model.to(device)
 
 

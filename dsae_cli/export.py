@@ -27,7 +27,7 @@ from torch import nn
 
 from dsae_cli import __version__
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path
+from dsae_cli.io.files import atomic_path
 
 FORMATS = ("onnx", "torchscript")
 EXPORT_FORMAT = "dsae-export"

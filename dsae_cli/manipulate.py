@@ -27,12 +27,24 @@ class VideoInput:
 
 
 def load_video(path: Path, model, start: int = 0, stride: int = 1) -> VideoInput:
-    from dsae_cli import media
+    from dsae_cli.io import media
+
+    if start < 0 or stride < 1:
+        raise DsaeError("--start must be 0 or more and --stride 1 or more")
+    return fit_frames(media.read_frames(path), model, start, stride, str(path))
+
+
+def fit_frames(raw: np.ndarray, model, start: int = 0, stride: int = 1, what: str = "the frames") -> VideoInput:
+    """Frames of any size and length, resized to the model's and cut to its window of T frames."""
+    from dsae_cli.io import media
 
     cfg = model.config
     if start < 0 or stride < 1:
-        raise DsaeError("--start must be 0 or more and --stride 1 or more")
-    raw = media.read_frames(path)
+        raise DsaeError("start must be 0 or more and stride 1 or more")
+    if raw.ndim != 4 or raw.shape[-1] != 3:
+        raise DsaeError(f"{what}: expected frames of shape (T, H, W, 3), not {tuple(raw.shape)}")
+    raw = np.asarray(raw, np.uint8)
+    path = what
     notes = []
     if raw.shape[1:3] != (cfg.frame_size, cfg.frame_size):
         notes.append(f"resized {raw.shape[2]}x{raw.shape[1]} -> {cfg.frame_size}x{cfg.frame_size}")
@@ -51,13 +63,13 @@ def load_video(path: Path, model, start: int = 0, stride: int = 1) -> VideoInput
 
 
 def to_tensor(frames: np.ndarray, device: str = "cpu"):
-    from dsae_cli.datasets import video_batch
+    from dsae_cli.data.sequences import video_batch
 
     return video_batch(frames[None], device)
 
 
 def to_frames(x) -> np.ndarray:
-    from dsae_cli.train.loop import to_uint8_frames
+    from dsae_cli.data.sequences import to_uint8_frames
 
     return to_uint8_frames(x)
 
@@ -77,7 +89,7 @@ def encode_frames(model, frames: np.ndarray, device: str = "cpu") -> dict:
 
 
 def save_latents(path: Path, latents: dict, model, source: str) -> None:
-    from dsae_cli.fileio import atomic_path
+    from dsae_cli.io.files import atomic_path
 
     meta = {"format": LATENTS_FORMAT, "format_version": LATENTS_VERSION, "model_id": model.model_id, "source": source}
     with atomic_path(path) as tmp:
@@ -112,10 +124,11 @@ def decode_latents(model, f, z, device: str = "cpu") -> np.ndarray:
         return to_frames(model.decode(torch.as_tensor(f, device=device), torch.as_tensor(z, device=device)))
 
 
-def generate(model, fix: str, n: int, f=None, z=None, seed: int = 0, device: str = "cpu") -> np.ndarray:
+def generate(model, fix: str, n: int, f=None, z=None, seed: int = 0, device: str = "cpu", standard_prior: bool = False) -> np.ndarray:
     """N sequences (N, T, H, W, 3). ``fix='content'`` shares one f, ``'motion'`` one z_1:T, ``'none'`` neither.
 
-    A shared f or z_1:T is taken from ``f``/``z`` (e.g. an encoded input) or drawn once from the prior.
+    A shared f or z_1:T is taken from ``f``/``z`` (e.g. an encoded input) or drawn once from the prior;
+    f is drawn from the model's p(f) (the fitted Gaussian, or N(0, I) with ``standard_prior``).
     """
     import torch
 
@@ -123,15 +136,15 @@ def generate(model, fix: str, n: int, f=None, z=None, seed: int = 0, device: str
     T = model.config.seq_len
     with torch.no_grad():
         if fix == "content":
-            f1 = torch.as_tensor(f, dtype=torch.float32)[None] if f is not None else model.sample_f(1, generator=g).cpu()
+            f1 = torch.as_tensor(f, dtype=torch.float32)[None] if f is not None else model.sample_f(1, generator=g, standard=standard_prior).cpu()
             fs = f1.expand(n, -1)
             zs = _sample_z(model, n, T, g)
         elif fix == "motion":
             z1 = torch.as_tensor(z, dtype=torch.float32)[None] if z is not None else _sample_z(model, 1, T, g)
             zs = z1.expand(n, -1, -1)
-            fs = model.sample_f(n, generator=g).cpu()  # p(f): N(0, I), or the fitted Gaussian
+            fs = model.sample_f(n, generator=g, standard=standard_prior).cpu()  # p(f): N(0, I), or the fitted Gaussian
         elif fix == "none":
-            fs = model.sample_f(n, generator=g).cpu()
+            fs = model.sample_f(n, generator=g, standard=standard_prior).cpu()
             zs = _sample_z(model, n, T, g)
         else:
             raise DsaeError(f"unknown --fix {fix!r}; use content, motion or none")

@@ -82,7 +82,7 @@ def embedded_model_names() -> list[str]:
 
 def model_path(model: Path | str | None, modality: str) -> Path:
     """Where ``--model`` points: a path that exists, else the embedded model of that name (``sprites``,
-    ``sprites-narrow``, ``speech``), else the path as given (loading it then says what is wrong);
+    ``speech``), else the path as given (loading it then says what is wrong);
     ``None``: the modality's embedded default."""
     if model is None:
         return default_model_path(modality)

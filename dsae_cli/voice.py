@@ -8,7 +8,7 @@ decodes, undoes the feature normalisation and renders audio with fast Griffin-Li
 The source is cut into T-frame segments every T/2 frames; decoded segments are averaged with a
 smooth window where they overlap, so segment borders leave no seams, and every frame of the source
 is covered, so the output has the source's length and timing. Decoding and rendering run chunk by
-chunk (:func:`dsae_cli.audio.render_chunks`), streaming into the output file: working memory does
+chunk (:func:`dsae_cli.io.audio.render_chunks`), streaming into the output file: working memory does
 not grow with the length of the input.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsae_cli import audio as A
+from dsae_cli.io import audio as A
 from dsae_cli.errors import DsaeError
 
 PICTURE_FRAMES = 500  # frames (5 s) of each recording drawn in the --spectrogram picture
@@ -146,7 +146,7 @@ def convert_voice(
     """
     import time
 
-    from dsae_cli.fileio import check_output_path
+    from dsae_cli.io.files import check_output_path
 
     t0 = time.perf_counter()
     if not targets:
@@ -171,7 +171,7 @@ def convert_voice(
     if write.samples != len(src):  # a guard on the chunk arithmetic, not a user error
         raise RuntimeError(f"wrote {write.samples} samples for a source of {len(src)}")
     if spectrogram is not None:
-        from dsae_cli import media
+        from dsae_cli.io import media
 
         n = len(converted.picture)
         panels = [A.log_spectrogram(src, spec, 0, n), A.log_spectrogram(tgt[0], spec, 0, PICTURE_FRAMES), converted.picture]

@@ -3,8 +3,8 @@
 Generative model  p(x_1:T, z_1:T, f) = p(f) prod_t p(z_t | z_<t) p(x_t | z_t, f)
   p(f)            = N(0, I)  (or, optionally, N(m, S) fitted to the aggregate posterior: see fit_f_prior)
   p(z_t | z_<t)   = N(mu_t, sigma_t^2), (mu_t, sigma_t) from an LSTM over z_1 .. z_t-1
-  p(x_t | z_t, f) = Bernoulli, Gaussian, Laplace or a per-pixel mixture of Gaussians, parameters from
-                    a frame decoder on [z_t, f]
+  p(x_t | z_t, f) = Bernoulli, Gaussian or a per-pixel mixture of Gaussians (models.likelihoods),
+                    parameters from a frame decoder on [z_t, f]
 
 Inference
   q(f | x_1:T)        bidirectional LSTM over per-frame features
@@ -20,25 +20,23 @@ implementations do, optimises a different objective; here roll-out is only used 
 
 Options beyond that model (each off by default): the paper's deterministic baselines
 (``dynamics="lstm-f"`` / ``"lstm-c"``: one z ~ N(0, I) per sequence drives an LSTM the decoder
-reads), a latent cycle term added to the ELBO (``cycle_weight``, :meth:`DSAE.cycle_loss`), and for
-speech the paired terms (``pair_weight``, ``contrast_weight``), a same-recording adversary on z
-(``adversary_weight``, :meth:`DSAE.adversary_loss`) and a same-recording decorrelation term on z
-(``decorrelation_weight``, :meth:`DSAE.decorrelation_loss`).
+reads), a frame encoder of z's own on a reduced view of the frames (``z_silhouette``,
+``z_input_size``), and terms added to the ELBO while training (``cycle_weight``, ``pair_weight``,
+``contrast_weight``), which live in :mod:`models.objectives`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models import objectives
 from models.config import DSAEConfig
 from models.distributions import (
-    LOG_2PI,
     fit_gaussian_to_mixture,
     gaussian_log_density,
     kl_diag_full,
@@ -46,7 +44,8 @@ from models.distributions import (
     kl_normal_standard,
     reparameterize,
 )
-from models.frames import ConvFrameEncoder, SpectrogramFrameEncoder, build_frame_codec
+from models.frames import ConvFrameEncoder, build_frame_codec
+from models.likelihoods import decoded_frames, mixture_parts, reconstruction_nll
 
 
 @dataclass
@@ -59,71 +58,6 @@ class Posterior:
     z_logvar: torch.Tensor  # (B, T, z_dim)
     f: torch.Tensor  # (B, f_dim): a sample, or the mean when encoding deterministically
     z: torch.Tensor  # (B, T, z_dim)
-
-
-class _ReverseGradient(torch.autograd.Function):
-    """Identity forward; the gradient times -scale backward (Ganin & Lempitsky 2015)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return -ctx.scale * grad, None
-
-
-class _MixtureNLL(torch.autograd.Function):
-    """-log sum_k pi_k prod_c N(x_c; mu_kc, s^2) per pixel, with its gradient written out: with
-    responsibilities r_k (the posterior of the components given x), d/dlogit_k = pi_k - r_k and
-    d/dmu_kc = r_k (mu_kc - x_c) / s^2. Takes the decoder's (B, T, K * (C + 1), H, W) output whole
-    (K logits, then K colours).
-
-    Written for the CPU's memory traffic, which is what this costs (the arithmetic is a few flops a
-    pixel): all K colours' differences in one pass, kept for the backward pass; each log-sum-exp done
-    by hand so that its exponentials also give the responsibilities and the weights (no second
-    exponential, no log_softmax); and every exponent clamped at -87, below which fp32's exp(x) is
-    less than its smallest normal number and the vectorised exp takes a slow path (25x slower on the
-    AVX-512 CPU of sessions 12-13): the clamp changes a responsibility by less than 1e-37. On that CPU
-    (batch 32 of 8 frames, K 3, forward and backward, timed ad hoc with a 12 ms copy of the input) this
-    took 36 ms against 84 ms for the previous version, which had halved autograd's time through
-    log_softmax and logsumexp."""
-
-    @staticmethod
-    def forward(ctx, params: torch.Tensor, x: torch.Tensor, K: int, s: float) -> torch.Tensor:
-        C = x.shape[2]
-        logits = params[:, :, :K]
-        d = torch.sub(params[:, :, K:].unflatten(2, (K, C)), x.unsqueeze(2))  # mu_kc - x_c: (B, T, K, C, H, W)
-        a = d.square().sum(3).mul_(-0.5 / (s * s)).add_(logits)  # logit_k - |x - mu_k|^2 / 2s^2
-        m = a.amax(2, keepdim=True)
-        r = a.sub_(m).clamp_(min=-87.0).exp_()
-        total = r.sum(2, keepdim=True)
-        r.div_(total)  # the responsibilities
-        m_pi = logits.amax(2, keepdim=True)
-        pi = (logits - m_pi).clamp_(min=-87.0).exp_()
-        total_pi = pi.sum(2, keepdim=True)
-        pi.div_(total_pi)  # the weights
-        ctx.save_for_backward(d, r, pi)
-        ctx.s = s
-        log_p = (m + total.log_()).sub_(m_pi).sub_(total_pi.log_()).squeeze(2)  # log sum_k pi_k exp(-|x - mu_k|^2 / 2s^2)
-        return (C * (0.5 * LOG_2PI + math.log(s))) - log_p
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        d, r, pi = ctx.saved_tensors
-        K, C = d.shape[2], d.shape[3]
-        g = grad.unsqueeze(2)
-        out = torch.empty(*d.shape[:2], K * (C + 1), *d.shape[4:], dtype=d.dtype, device=d.device)
-        torch.sub(pi, r, out=out[:, :, :K]).mul_(g)
-        rg = (r * g).mul_(1.0 / (ctx.s * ctx.s))
-        torch.mul(d, rg.unsqueeze(3), out=out[:, :, K:].unflatten(2, (K, C)))
-        return out, None, None, None
-
-
-def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """x unchanged, but what is trained through it is pushed the other way, ``scale`` times as hard."""
-    return _ReverseGradient.apply(x, scale)
 
 
 class GaussianHead(nn.Module):
@@ -151,16 +85,13 @@ class DSAE(nn.Module):
             self.register_buffer("f_prior_scale_tril", torch.eye(cfg.f_dim))
         # the decoder reads z_t (stochastic) or the deterministic LSTM's state h_t (lstm-f, lstm-c)
         self.frame_encoder, self.frame_decoder = build_frame_codec(cfg, H if self.deterministic else None)
-        # z gets a frame encoder of its own that sees less than f's does (see the config; the config
-        # refuses a view of the other modality)
+        # z gets a frame encoder of its own that sees less than f's does (video only, as the config checks)
         if cfg.z_reduced_view:
             size = cfg.z_input_size or cfg.frame_size
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.z_conv_width or cfg.conv_width, cfg.feature_dim)
-        if cfg.z_centred:
-            self.dynamic_frame_encoder = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
-        self.static_head = GaussianHead((4 if cfg.static_pool == "stats" else 2) * H, cfg.f_dim)
+        self.static_head = GaussianHead(2 * H, cfg.f_dim)
         # q(z_t | x_t) or q(z_1:T | f, x_1:T); the deterministic baselines: q(z | x_1:T), one z per sequence
         if self.deterministic:
             self.dynamic_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
@@ -180,8 +111,6 @@ class DSAE(nn.Module):
         # p(z_t | z_<t)
         self.prior_lstm = nn.LSTM(cfg.z_dim, H, batch_first=True)
         self.prior_head = GaussianHead(H, cfg.z_dim)
-        if cfg.adversary_weight > 0:  # training only: reads z_t's posterior means, pooled over time
-            self.z_adversary = nn.Sequential(nn.Linear(cfg.z_dim, H), nn.LeakyReLU(0.2), nn.Linear(H, H))
 
     # ----------------------------------------------------------------------------- encoding
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,15 +125,8 @@ class DSAE(nn.Module):
         return torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)
 
     def encode_static(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(f | x_1:T), from the static LSTM's outputs pooled as ``static_pool`` says."""
-        pool = self.config.static_pool
-        if pool == "last":
-            return self.static_head(self._summary(self.static_lstm, features))
-        out, _ = self.static_lstm(features)
-        if pool == "mean":
-            return self.static_head(out.mean(dim=1))
-        std = (out.var(dim=1, unbiased=False) + 1e-5).sqrt()  # floored: finite gradients on constant outputs
-        return self.static_head(torch.cat([out.mean(dim=1), std], dim=-1))
+        """q(f | x_1:T), from the static LSTM's forward state at the last frame and backward state at the first."""
+        return self.static_head(self._summary(self.static_lstm, features))
 
     def encode_dynamic(self, features: torch.Tensor, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z_t | x_t) (factorised) or q(z_1:T | f, x_1:T) (full), (B, T, z_dim). The deterministic
@@ -221,17 +143,6 @@ class DSAE(nn.Module):
         h, _ = self.dynamic_rnn(h)
         return self.dynamic_head(h)
 
-    def colour_blind(self, x: torch.Tensor) -> torch.Tensor:
-        """Grey frames for z's encoder: a random convex mix of the channels per sequence while
-        training (so no fixed luminance code can identify colours), their plain mean otherwise."""
-        B, C = x.shape[0], x.shape[2]
-        if self.training:
-            w = torch.distributions.Dirichlet(torch.ones(C, device=x.device)).sample((B,))
-        else:
-            w = torch.full((B, C), 1.0 / C, device=x.device)
-        grey = torch.einsum("btchw,bc->bthw", x, w).unsqueeze(2)
-        return grey.expand(-1, -1, C, -1, -1)
-
     #: a pixel whose brightest channel reaches this is part of the figure (Sprites' background is 0)
     SILHOUETTE_LEVEL = 0.05
 
@@ -245,16 +156,9 @@ class DSAE(nn.Module):
     def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """Per-frame features for q(z): the shared ones, or z's own encoder on reduced frames."""
         cfg = self.config
-        if cfg.z_centred:
-            B, T = x.shape[:2]
-            centred = x - x.mean(dim=1, keepdim=True)
-            return self.dynamic_frame_encoder(centred.reshape(B * T, -1)).view(B, T, -1)
         if not cfg.z_reduced_view:
             return feats
-        if cfg.z_silhouette:
-            g = self.silhouette(x)
-        else:
-            g = self.colour_blind(x) if cfg.z_colour_blind else x
+        g = self.silhouette(x) if cfg.z_silhouette else x
         B, T = g.shape[:2]
         g = g.reshape(B * T, *g.shape[2:])
         if cfg.z_input_size and cfg.z_input_size < cfg.frame_size:
@@ -293,7 +197,8 @@ class DSAE(nn.Module):
         return h
 
     def decode_params(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Parameters of p(x_t | z_t, f) for every t: logits (Bernoulli) or means (Gaussian, Laplace)."""
+        """Parameters of p(x_t | z_t, f) for every t: logits (Bernoulli), means (Gaussian), or the
+        components' weight logits and colours (mixture; see :mod:`models.likelihoods`)."""
         B, T = z.shape[:2]
         h = torch.cat([self.dynamic_states(z), f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
         out = self.frame_decoder(h)
@@ -302,29 +207,13 @@ class DSAE(nn.Module):
     def mixture_parts(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A mixture decoder's (B, T, K * (C + 1), H, W) output as the components' weight logits
         (B, T, K, H, W) and colours (B, T, K, C, H, W)."""
-        K, C = self.config.likelihood_components, self.config.channels
-        B, T, _, H, W = params.shape
-        return params[:, :, :K], params[:, :, K:].reshape(B, T, K, C, H, W)
+        return mixture_parts(params, self.config.likelihood_components, self.config.channels)
 
     def decode(self, f: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The mean of p(x_1:T | z_1:T, f): pixel intensities in [0, 1] or spectrogram values. For the
         mixture likelihood, each pixel's most probable component's colour instead (the mixture's mean
         would blend the colours it keeps apart)."""
-        params = self.decode_params(f, z)
-        if self.config.likelihood == "bernoulli":
-            return torch.sigmoid(params)
-        if self.config.likelihood == "mixture":
-            # each pixel's likeliest component (the first of equals, as argmax) by K - 1 comparisons: on
-            # a CPU torch's argmax over this short, strided axis took ~0.19 s for 256 frames (session 13)
-            logits, colours = self.mixture_parts(params)
-            best, colour = logits[:, :, 0], colours[:, :, 0]
-            for k in range(1, logits.shape[2]):
-                better = logits[:, :, k] > best
-                best = torch.where(better, logits[:, :, k], best)
-                colour = torch.where(better.unsqueeze(2), colours[:, :, k], colour)
-            return colour.clamp(0.0, 1.0)
-        # a Gaussian's mean is unbounded; pixels are not
-        return params.clamp(0.0, 1.0) if self.config.modality == "video" else params
+        return decoded_frames(self.config, self.decode_params(f, z))
 
     # ----------------------------------------------------------------------------- priors
     def prior_params(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -445,24 +334,14 @@ class DSAE(nn.Module):
     # ----------------------------------------------------------------------------- objective
     def reconstruction_nll(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x_1:T | z_1:T, f) per sequence."""
-        if self.config.likelihood == "bernoulli":
-            nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
-        elif self.config.likelihood == "laplace":
-            b = self.config.likelihood_scale
-            nll = (x - params).abs() / b + math.log(2 * b)
-        elif self.config.likelihood == "mixture":  # -log sum_k pi_k prod_c N(x_c; mu_kc, s^2), per pixel
-            cfg = self.config
-            nll = _MixtureNLL.apply(params.float(), x.float(), cfg.likelihood_components, float(cfg.likelihood_scale))
-        else:
-            s = self.config.likelihood_scale
-            nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + math.log(s))
-        return nll.flatten(1).sum(1)
+        return reconstruction_nll(self.config, params, x)
 
     def loss(
         self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False,
         groups: torch.Tensor | None = None, hide_z: bool = False,
     ) -> dict:
-        """Negative ELBO per sequence (averaged over the batch) and its terms.
+        """Negative ELBO per sequence (averaged over the batch) and its terms, plus the configured
+        terms of :mod:`models.objectives` while training.
 
         ``paired``: the batch's second half holds, in order, partners of its first half (another
         segment of the same recording); with ``pair_weight > 0`` each sequence is then also scored
@@ -470,11 +349,10 @@ class DSAE(nn.Module):
         out its partner (see the config). ``groups`` (B,): the recording of each sequence, so that
         two pairs of one recording are not taken for negatives of each other.
 
-        ``hide_z``: the decoder gets zeros in place of z_1:T (also in the pair term; the KL terms are as usual, the latent
-        cycle term is left out), so f alone must draw each sequence: the static-first phase of
-        training (``dsae train --static-first N``), in which f learns the whole look before z is
-        let in; without it a wide frame codec learns the hair style from z's silhouette view first
-        (session 15) and f never takes it over."""
+        ``hide_z``: the decoder gets zeros in place of z_1:T (also in the pair term; the KL terms are
+        as usual, the latent cycle term is left out), so f alone must draw each sequence: the
+        static-first phase of training (``dsae train --static-first N``), in which f learns the whole
+        look before z is let in, so that a wide frame codec cannot learn the look from z's view first."""
         cfg = self.config
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
@@ -491,97 +369,15 @@ class DSAE(nn.Module):
         loss = recon + beta_f * kl_f + beta_z * kl_z
         out = {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
         if cfg.pair_weight > 0 and self.training and paired:
-            B = x.shape[0]
-            if B % 2:
-                raise ValueError("a paired batch has an even number of sequences")
-            f_partner = torch.roll(post.f, B // 2, dims=0)  # a_k <-> b_k
-            out["pair"] = self.reconstruction_nll(self.decode_params(f_partner, z_dec), x).mean()
+            out["pair"] = objectives.pair_loss(self, post, x, z_dec)
             out["loss"] = out["loss"] + cfg.pair_weight * out["pair"]
         if cfg.contrast_weight > 0 and self.training and paired:
-            out["contrast"] = self.contrast_loss(post.f_mean, groups)
+            out["contrast"] = objectives.contrast_loss(post.f_mean, groups)
             out["loss"] = out["loss"] + cfg.contrast_weight * out["contrast"]
-        if cfg.adversary_weight > 0 and self.training and paired:
-            # the adversary learns at weight 1; the encoder gets its gradient reversed and scaled
-            out["adversary"] = self.adversary_loss(reverse_gradient(post.z_mean, cfg.adversary_weight), groups)
-            out["loss"] = out["loss"] + out["adversary"]
-        if cfg.decorrelation_weight > 0 and self.training and paired:
-            out["decorrelation"] = self.decorrelation_loss(post.z_mean)
-            out["loss"] = out["loss"] + cfg.decorrelation_weight * out["decorrelation"]
         if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1 and not hide_z:
-            out["cycle"] = self.cycle_loss(post)
+            out["cycle"] = objectives.cycle_loss(self, post)
             out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]
         return out
-
-    def contrast_loss(self, f_mean: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        """InfoNCE of a paired batch [a_1..a_n, b_1..b_n]: the cosine similarity of f(a_k) and f(b_k),
-        divided by the temperature, against those of a_k with every other b_j (and of b_k with every
-        other a_j); pairs of the same recording (``groups``) are left out of each other's negatives.
-        Cross-entropy in nats, the mean of both directions over the n pairs."""
-        B = f_mean.shape[0]
-        if B % 2:
-            raise ValueError("a paired batch has an even number of sequences")
-        n = B // 2
-        e = F.normalize(f_mean, dim=-1)
-        sim = e[:n] @ e[n:].T / self.config.contrast_temperature
-        if groups is not None:
-            g = groups[:n]
-            same = (g[:, None] == g[None, :]) & ~torch.eye(n, dtype=torch.bool, device=sim.device)
-            sim = sim.masked_fill(same, float("-inf"))
-        target = torch.arange(n, device=sim.device)
-        return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
-
-    def adversary_loss(self, z_mean: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        """How well the adversary tells recordings apart from z alone: the InfoNCE of :meth:`contrast_loss`
-        on its embedding of each segment's z_1:T means (a per-step network, averaged over the steps).
-        Low when z carries what a recording's segments share; log(pairs) when it carries none of it."""
-        return self.contrast_loss(self.z_adversary(z_mean).mean(dim=1), groups)
-
-    @staticmethod
-    def decorrelation_loss(z_mean: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-        """What a paired batch [a_1..a_n, b_1..b_n]'s z shares within recordings: each segment's z_1:T
-        posterior means averaged over time, standardised per dimension over the whole batch (the cosine
-        scoring of utterance means standardises them too), and the squared Frobenius norm of the (z x z)
-        cross-correlation matrix of the a's with their partners. Zero when a segment's mean z says nothing
-        linear about its partner's; about z_dim**2 / n from chance alone for independent segments."""
-        B = z_mean.shape[0]
-        if B % 2:
-            raise ValueError("a paired batch has an even number of sequences")
-        n = B // 2
-        m = z_mean.mean(dim=1)
-        m = (m - m.mean(dim=0)) / (m.std(dim=0) + eps)
-        c = m[:n].T @ m[n:] / n
-        return c.square().sum()
-
-    def cycle_loss(self, post: Posterior) -> torch.Tensor:
-        """Latent cycle consistency, an addition to the ELBO in the spirit of the follow-up work's
-        mutual-information terms (InfoGAN's latent regression; C-DSVAE's, S3VAE's self-supervision).
-
-        Half the batch decodes a *swapped* f (another sequence's posterior sample) with its own
-        z_1:T; the other half decodes an f drawn from p(f). Both are encoded again, and the loss is
-        the negative log-density, up to constants, of the latents that made each picture under a
-        Gaussian centred on the new posterior means with the original posterior's variances
-        (held constant): so "a few posterior standard deviations off" costs a few nats whatever the
-        scale of a latent. The decoder is thereby taught to take the look from f alone (a swap must
-        re-encode to the swapped f) and to draw z's motion whatever f it is given, including the
-        prior samples that generation uses. Returns the mean over the batch.
-        """
-        B = post.f.shape[0]
-        half = B // 2
-        perm = torch.roll(torch.arange(B, device=post.f.device), 1)  # every sequence gets another's f
-        f_target = post.f.detach()[perm]
-        f_prior = self.sample_f(B - half).to(post.f.dtype)
-        f_in = torch.cat([f_target[:half], f_prior], dim=0)
-        z_target = post.z.detach()
-        x_hat = self.decode(f_in, z_target)
-        feats = self.frame_features(x_hat)
-        f_mean, _ = self.encode_static(feats)
-        z_mean, _ = self.encode_dynamic(self.dynamic_features(x_hat, feats), f_mean)
-        z_prec = torch.exp(-post.z_logvar.detach())
-        nll_z = 0.5 * ((z_mean - z_target) ** 2 * z_prec).sum(dim=(1, 2))
-        # the f term only for the swapped half: a prior sample's unused dimensions cannot be read back
-        f_prec = torch.exp(-post.f_logvar.detach()[perm][:half])
-        nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 * f_prec).sum(-1)
-        return nll_z.mean() + nll_f.sum() / B
 
     def forward(
         self, x: torch.Tensor, beta_f: float | None = None, beta_z: float | None = None, paired: bool = False,

@@ -2,7 +2,7 @@
 
 A frame encoder maps a batch of frames (N, *frame_shape) to features (N, feature_dim); a frame
 decoder maps (N, in_dim) to the parameters of p(x_t | z_t, f) with the frame's shape (logits for
-a Bernoulli likelihood, means for a Gaussian). The DSAE folds time into the batch axis, so these
+a Bernoulli likelihood, means for a Gaussian, weight logits and colours for a mixture). The DSAE folds time into the batch axis, so these
 modules see N = batch * T frames in one call.
 """
 
@@ -25,9 +25,8 @@ CPU_SHORTCUTS = True
 class _StridedConvFn(torch.autograd.Function):
     """A 4x4, stride-2, padding-1 convolution (or transposed convolution) whose backward pass sums the
     output gradient for the bias itself. The result is torch's own layer's, gradients included; the
-    difference is speed: asked for the bias gradient as well, oneDNN's backward pass on a CPU took
-    ~35% longer for the default preset's eight codec layers (channels-last, 256 frames; 107 against 80
-    ms, session 14, timed ad hoc), and a plain sum over the gradient costs a tenth of that."""
+    difference is speed: asked for the bias gradient as well, oneDNN's backward pass on a CPU is
+    markedly slower, and a plain sum over the gradient costs little."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, transposed: bool) -> torch.Tensor:
@@ -103,7 +102,7 @@ class ConvFrameEncoder(nn.Module):
         )  # fmt: skip
         side = frame_size // 16
         # LayerNorm keeps the features at unit scale: unbounded conv features saturate the gates of
-        # the LSTMs that read them, which then pass no gradient back (f collapsed to a constant)
+        # the LSTMs that read them, which then pass no gradient back (f becomes a constant)
         self.fc = nn.Sequential(nn.Linear(8 * w * side * side, feature_dim), nn.LayerNorm(feature_dim), _act())
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -118,66 +117,34 @@ class ConvFrameDecoder(nn.Module):
     """The mirror of :class:`ConvFrameEncoder`: linear to a size/16 grid, four transposed convs.
 
     With ``film_dim > 0`` the last ``film_dim`` inputs (f) do not enter the linear layer; they scale
-    and shift the channels of every layer instead (FiLM, Perez et al. 2018), so the spatial layout
-    comes from z_t alone and f acts as a per-sequence style: colours and which shapes to draw.
-
-    With ``palette > 0`` as well, the last layer draws ``palette`` maps instead of the colour
-    channels, and f also predicts a (channels x palette) matrix that mixes them into colours at every
-    pixel: each map can be one part of the figure, and its colour is f's alone, at no spatial cost.
-
-    With ``film_hidden > 0`` f reaches all of these through a hidden layer (LeakyReLU) of that size
-    instead of one linear map.
-
-    With ``refine > 0`` the last transposed conv draws ``refine`` feature maps at full resolution
-    instead of the colours (FiLM-modulated by f as well, where FiLM is on), and a LeakyReLU and a 1x1
-    conv turn them into colours: every output pixel gets a non-linear choice of colour of its own,
-    where otherwise each 2x2 block of pixels is one linear map of the 32x32 layer below it.
+    and shift the channels of every layer instead (FiLM, Perez et al. 2018), and add a per-channel
+    bias to the output, so the spatial layout comes from z_t alone and f acts as a per-sequence
+    style: colours and which shapes to draw.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        channels: int,
-        frame_size: int,
-        width: int,
-        film_dim: int = 0,
-        palette: int = 0,
-        film_hidden: int = 0,
-        refine: int = 0,
-    ):
+    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0):
         super().__init__()
         w = width
         self.side = frame_size // 16
         self.width = w
         self.film_dim = film_dim
         self.channels = channels
-        self.palette = palette if film_dim else 0
-        self.refine = refine
-        out = refine or self.palette or channels
         self.fc = nn.Sequential(nn.Linear(in_dim - film_dim, 8 * w * self.side * self.side), _act())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(8 * w, 4 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), _act(),
-            nn.ConvTranspose2d(w, out, 4, 2, 1),
+            nn.ConvTranspose2d(w, channels, 4, 2, 1),
         )  # fmt: skip
-        if refine:  # full-resolution features -> colours (or palette maps), one pixel at a time
-            self.refine_out = nn.Sequential(_act(), nn.Conv2d(refine, self.palette or channels, 1))
         if film_dim:
-            self.film_channels = [8 * w, 4 * w, 2 * w, w] + ([refine] if refine else [])
-            n_out = 2 * sum(self.film_channels) + channels + channels * self.palette
-            self.film_mlp = nn.Sequential(nn.Linear(film_dim, film_hidden), _act()) if film_hidden else nn.Identity()
-            self.film = nn.Linear(film_hidden or film_dim, n_out)
-            if self.palette:  # start the mix at unit gain (a map's variance reaches the colours) rather than ~0.1
-                with torch.no_grad():
-                    bound = (3.0 / self.palette) ** 0.5
-                    self.film.bias[-channels * self.palette :].uniform_(-bound, bound)
+            self.film_channels = [8 * w, 4 * w, 2 * w, w]
+            self.film = nn.Linear(film_dim, 2 * sum(self.film_channels) + channels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         layers = list(self.deconv)
         last = layers[6]
         # the last layer's bias is added with the conversion to NCHW (and f's colour bias), in one pass
-        fold_last_bias = CPU_SHORTCUTS and not self.refine and not self.palette
+        fold_last_bias = CPU_SHORTCUTS
         if not self.film_dim:
             g = self.fc(h).view(-1, 8 * self.width, self.side, self.side)
             g = g.contiguous(memory_format=torch.channels_last)
@@ -186,9 +153,9 @@ class ConvFrameDecoder(nn.Module):
             g = _strided_conv(last, g, bias=not fold_last_bias)
             if fold_last_bias:
                 return _add_bias_nchw(g, last.bias.view(1, -1, 1, 1))
-            return (self.refine_out(g) if self.refine else g).contiguous()
+            return g.contiguous()
         content, style = h[:, : -self.film_dim], h[:, -self.film_dim :]
-        params = self.film(self.film_mlp(style))
+        params = self.film(style)
         g = self.fc(content).view(-1, 8 * self.width, self.side, self.side)
         g = g.contiguous(memory_format=torch.channels_last)
         i = 0
@@ -199,16 +166,11 @@ class ConvFrameDecoder(nn.Module):
             g = g * (1 + gamma) + beta
             if k < 3:
                 g = layers[2 * k + 1](_strided_conv(layers[2 * k], g))
-            elif k == 3:
+            else:
                 g = _strided_conv(last, g, bias=not fold_last_bias)
-            else:  # the full-resolution features, modulated like every layer before them
-                g = self.refine_out(g)
         bias = params[:, i : i + self.channels, None, None]
         if fold_last_bias:
             return _add_bias_nchw(g, bias + last.bias.view(1, -1, 1, 1))
-        if self.palette:  # (N, K, H, W) maps -> (N, C, H, W) colours, one mix per frame's f
-            mix = params[:, i + self.channels :].view(-1, self.channels, self.palette)
-            g = torch.einsum("nck,nkhw->nchw", mix, g.contiguous())
         return (g + bias).contiguous()
 
 
@@ -251,19 +213,7 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
-        palette = getattr(cfg, "decoder_palette", 0)
-        hidden = getattr(cfg, "film_hidden", 0)
-        refine = getattr(cfg, "decoder_refine", 0)
-        dec = ConvFrameDecoder(
-            cfg.f_dim + d,
-            decoder_out_channels(cfg),
-            cfg.frame_size,
-            cfg.conv_width,
-            film_dim=film,
-            palette=palette,
-            film_hidden=hidden,
-            refine=refine,
-        )
+        dec = ConvFrameDecoder(cfg.f_dim + d, decoder_out_channels(cfg), cfg.frame_size, cfg.conv_width, film_dim=film)
     else:
         enc = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         dec = SpectrogramFrameDecoder(cfg.f_dim + d, cfg.hidden_dim, cfg.n_bins)

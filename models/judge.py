@@ -12,13 +12,11 @@ see ``/work/shared/data/lpc/README.md`` section 8):
   heads        one per label: Linear(2H -> head_hidden) - ReLU - Linear(head_hidden -> K)
 
 The protocol's widths (w = 64, LSTM 256, heads 256) are the ``"protocol"`` preset: about 16x the
-convolution work of the ``"small"`` default (w = 16, LSTM 64, heads 64), i.e. about 4.2 s instead of
-0.45 s per training step of 64 sequences on one CPU core, so an epoch takes ~10 min instead of ~1.
-The small widths are enough here: the labels are colours and poses of rendered sprites. Measured on
-one core, after 0.7 epoch (45 s) the small judge was at 100 % (action, hair), 99.8 % (top),
-98.7 % (pants) and 82 % (skin, whose close tones are learned last) on the real test sequences; the
-default 5 epochs with a cosine learning-rate decay aim at >= 99 % on every head, and
-``dsae judge train`` reports each head's test accuracy and warns when one is below 99 %.
+convolution work of the ``"small"`` default (w = 16, LSTM 64, heads 64). The small widths are enough
+here, since the labels are colours and poses of rendered sprites; skin, whose tones are close, is
+the last head to be learned. The default 5 epochs with a cosine learning-rate decay aim at >= 99 %
+on every head, and ``dsae judge train`` reports each head's test accuracy and warns when one is
+below 99 %.
 
 The LSTM reads sequences of any length, so the judge also scores prefixes x_1..t (used for the
 probability-over-time plots of ``dsae evaluate sprites --plots``).
@@ -73,7 +71,7 @@ class JudgeConfig:
 
 # Named presets (overrides of the defaults above).
 JUDGE_PRESETS: dict[str, dict] = {
-    # a quarter of the protocol's widths: a few CPU minutes for 5 epochs (see the module docstring)
+    # a quarter of the protocol's widths (see the module docstring)
     "small": dict(conv_width=16, embed_dim=128, lstm_hidden=64, head_hidden=64),
     # the S3VAE / C-DSVAE judge's sizes (64-128-256-512 convs, 128-d frames, BiLSTM 256, heads 256)
     "protocol": dict(conv_width=64, embed_dim=128, lstm_hidden=256, head_hidden=256),

@@ -41,8 +41,8 @@ def tiny():
 def sprite_gifs(tmp_path_factory):
     """Real Sprites sequences of three test characters x nine motions as GIFs, named
     ``seqNN_c{char_id}_a{action}.gif``."""
-    from dsae_cli import media
-    from dsae_cli import sprites as sp
+    from dsae_cli.io import media
+    from dsae_cli.data import sprites as sp
 
     folder = tmp_path_factory.mktemp("gifs")
     ids = [sp.character_id(0, 1, 2, 3), sp.character_id(4, 5, 0, 1), sp.character_id(2, 3, 4, 5)]

@@ -9,7 +9,7 @@ import torch
 
 from conftest import moving_squares, tiny_model
 from dsae_cli.checkpoint import load_model, save_model
-from dsae_cli.datasets import video_batch
+from dsae_cli.data.sequences import video_batch
 from dsae_cli.errors import DsaeError
 
 

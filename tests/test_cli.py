@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dsae_cli import media
-from dsae_cli import sprites as sp
+from dsae_cli.io import media
+from dsae_cli.data import sprites as sp
 from dsae_cli.app import app
 from dsae_cli.runtime import DEFAULT_MODELS
 
@@ -51,7 +51,7 @@ def test_python_dash_m_works():
 @pytest.fixture(scope="session")
 def tiny_run(sprite_gifs, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny"
-    result = invoke("train", "--data", sprite_gifs, "--out", run, "--preset", "tiny", "--steps", 12, "--eval-every", 6,
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--recipe", "tiny", "--steps", 12, "--eval-every", 6,
                     "--checkpoint-every", 6, "--preview-every", 12, "--device", "cpu")  # fmt: skip
     assert result.exit_code == 0, result.output
     return run
@@ -72,7 +72,7 @@ def test_conv_width_option_sets_the_codec_width(sprite_gifs, tmp_path):
     from dsae_cli.checkpoint import load_model
 
     run = tmp_path / "wide"
-    result = invoke("train", "--data", sprite_gifs, "--out", run, "--preset", "tiny", "--conv-width", 12, "--steps", 1,
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--recipe", "tiny", "--set", f"model.conv_width={12}", "--steps", 1,
                     "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert result.exit_code == 0, result.output
     model = load_model(run)
@@ -84,7 +84,7 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, 
     from dsae_cli.checkpoint import load_model
 
     run = tmp_path / "tuned"
-    result = invoke("train", "--data", sprite_gifs, "--out", run, "--init-from", tiny_run, "--cycle-weight", 0.5, "--steps", 4,
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--init-from", tiny_run, "--set", f"model.cycle_weight={0.5}", "--steps", 4,
                     "--eval-every", 2, "--checkpoint-every", 4, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert result.exit_code == 0, result.output
     base, tuned = load_model(tiny_run), load_model(run)
@@ -94,11 +94,11 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, 
     assert json.loads((run / "train.json").read_text())["init_from"]["model_id"] == base.model_id
     # the run starts where the trained model is: its first loss is far below a fresh model's
     fresh = tmp_path / "fresh"
-    invoke("train", "--data", sprite_gifs, "--out", fresh, "--preset", "tiny", "--steps", 1, "--log-every", 1, "--device", "cpu", "--seed", 0)
+    invoke("train", "--data", sprite_gifs, "--out", fresh, "--recipe", "tiny", "--steps", 1, "--set", f"train.log_every={1}", "--device", "cpu", "--seed", 0)
     first_fresh = json.loads((fresh / "metrics.jsonl").read_text().splitlines()[0])["recon"]
     assert rows[0]["recon"] < first_fresh
-    bad = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "bad", "--init-from", tiny_run, "--f-dim", 3)
-    assert bad.exit_code == 1 and "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight, --contrast-temperature and --decorrelation-weight" in bad.output and "--f-dim" in bad.output
+    bad = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "bad", "--init-from", tiny_run, "--set", f"model.f_dim={3}")
+    assert bad.exit_code == 1 and "may change only model.beta_f" in bad.output and "drop model.f_dim" in bad.output
 
 
 def test_train_fits_p_f_and_fit_prior_does_the_same_for_any_model(tiny_run, sprite_gifs, tmp_path):
@@ -110,7 +110,7 @@ def test_train_fits_p_f_and_fit_prior_does_the_same_for_any_model(tiny_run, spri
     assert final.config.f_prior == "fitted" and best.config.f_prior == "fitted"
     assert final.checkpoint_meta["f_prior_fit"]["sequences"] > 0
     plain = tmp_path / "plain"
-    assert invoke("train", "--data", sprite_gifs, "--out", plain, "--preset", "tiny", "--steps", 2, "--no-fit-prior",
+    assert invoke("train", "--data", sprite_gifs, "--out", plain, "--recipe", "tiny", "--steps", 2, "--set", "train.fit_f_prior=false",
                   "--preview-every", 0, "--device", "cpu").exit_code == 0  # fmt: skip
     assert load_model(plain).config.f_prior == "standard"
     # the command refits on the same training split: the same prior as the run's own fit
@@ -250,38 +250,31 @@ def test_embedded_swap_keeps_content_of_a_and_motion_of_b(sprite_gifs, tmp_path)
 
 @embedded
 def test_model_option_takes_an_embedded_models_name(sprite_gifs, tmp_path, monkeypatch):
-    """--model sprites-narrow loads the width-16 model that ships beside the default; a folder of that name
-    in the working directory wins over the embedded one; an unknown name is a one-line error."""
+    """--model speech / sprites loads an embedded model by name; a folder of that name in the working
+    directory wins over the embedded one; an unknown name is a one-line error."""
     from dsae_cli.runtime import PRETRAINED_DIR, embedded_model_names, load_model_for, model_path
 
-    assert {"sprites", "sprites-narrow", "speech"} <= set(embedded_model_names())
-    assert model_path("sprites-narrow", "video") == PRETRAINED_DIR / "sprites-narrow"
-    assert load_model_for("sprites-narrow", "video", "cpu").config.conv_width == 16
-    assert load_model_for(None, "video", "cpu").config.conv_width == 32
+    assert {"sprites", "speech"} <= set(embedded_model_names())
+    assert model_path("sprites", "video") == PRETRAINED_DIR / "sprites"
+    assert load_model_for("sprites", "video", "cpu").config.conv_width == 16
+    assert load_model_for(None, "video", "cpu").model_id == load_model_for("sprites", "video", "cpu").model_id
     a = next(sprite_gifs.glob("*.gif"))
-    r = invoke("reconstruct", a, "-o", tmp_path / "r.gif", "--model", "sprites-narrow")
+    r = invoke("reconstruct", a, "-o", tmp_path / "r.gif", "--model", "sprites")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "r.gif").is_file()
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "sprites-narrow").mkdir()
-    assert model_path("sprites-narrow", "video") == Path("sprites-narrow")  # the local folder, not the embedded model
+    (tmp_path / "sprites").mkdir()
+    assert model_path("sprites", "video") == Path("sprites")  # the local folder, not the embedded model
     r = invoke("reconstruct", a, "-o", tmp_path / "r2.gif", "--model", "no-such-model")
     assert r.exit_code != 0 and "Traceback" not in r.output and not (tmp_path / "r2.gif").exists()
 
 
-def test_one_view_option_replaces_the_presets_other_view(sprite_gifs, tmp_path):
+def test_set_changes_one_field_of_the_recipe(sprite_gifs, tmp_path):
     from dsae_cli.checkpoint import load_model
 
     run = tmp_path / "sil"
-    result = invoke("train", "--data", sprite_gifs, "--out", run, "--silhouette-z", "--steps", 1,
-                    "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--recipe", "tiny", "--set", "model.z_silhouette=true",
+                    "--set", "model.z_input_size=16", "--steps", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert result.exit_code == 0, result.output
     cfg = load_model(run).config
-    assert cfg.z_silhouette and not cfg.z_colour_blind and cfg.z_input_size == 16  # the default preset's size kept
-    grey = tmp_path / "grey"
-    result = invoke("train", "--data", sprite_gifs, "--out", grey, "--colour-blind-z", "--steps", 1, "--preview-every", 0, "--device", "cpu")
-    assert result.exit_code == 0, result.output
-    cfg = load_model(grey).config
-    assert cfg.z_colour_blind and not cfg.z_silhouette  # the grey view replaces the default's silhouette
-    both = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "both", "--silhouette-z", "--colour-blind-z", "--steps", 1)
-    assert both.exit_code == 1 and "choose one view" in both.output and not (tmp_path / "both" / "state.pt").exists()
+    assert cfg.z_silhouette and cfg.z_input_size == 16 and cfg.f_dim == 16  # the recipe's other fields kept

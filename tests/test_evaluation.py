@@ -12,11 +12,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dsae_cli import evaluation as ev
+from dsae_cli.evaluate import sprites as ev
 from dsae_cli.app import app
 from dsae_cli.checkpoint import load_model, save_model
 from dsae_cli.errors import DsaeError
-from dsae_cli.judging import load_judge, save_judge, sprites_split
+from dsae_cli.evaluate.judge import load_judge, save_judge, sprites_split
 from models import DSAE, DSAEConfig
 from models.judge import HEADS, Judge, JudgeConfig
 
@@ -184,7 +184,7 @@ def test_sprites_split_limit_keeps_the_first_sequences():
     data = sprites_split("test", limit=11)
     assert data.x.shape == (11, 8, 64, 64, 3) and data.x.dtype == np.uint8
     assert data.labels["action"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1]
-    from dsae_cli import sprites
+    from dsae_cli.data import sprites
 
     _, test_ids = sprites.split_character_ids()
     assert data.labels["char_id"].tolist() == [test_ids[0]] * 9 + [test_ids[1]] * 2

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 torch = pytest.importorskip("torch")
 
-from dsae_cli import media  # noqa: E402
+from dsae_cli.io import media  # noqa: E402
 from dsae_cli.app import app  # noqa: E402
 
 runner = CliRunner()
@@ -63,7 +63,7 @@ def gifs(sprite_gifs) -> Path:
 def model(gifs, tmp_path_factory) -> Path:
     """A tiny model trained for a few steps (a complete run folder)."""
     run = tmp_path_factory.mktemp("run") / "tiny"
-    r = invoke("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 3, "--eval-every", 3,
+    r = invoke("train", "--data", gifs, "--out", run, "--recipe", "tiny", "--steps", 3, "--eval-every", 3,
                "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     return run
@@ -173,18 +173,18 @@ BAD_CASES = [
     (("predict", "{b}/a.gif", "--context", 8, "-o", "{tmp}/p.gif"), "--context must be between 1 and 7"),
     (("reconstruct", "{b}/a.gif", "-o", "{tmp}/r.gif", "--device", "tpu"), "unknown --device"),
     (("export", "--format", "savedmodel", "-o", "{tmp}/ex"), "unknown --format"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "huge"), "unknown --preset"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--lr", 0), "--lr positive"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--lr-schedule", "step"), "unknown --lr-schedule"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--precision", "fp8"), "unknown --precision"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--posterior", "psychic"), "unknown --posterior"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--dynamics", "lstm-x"), "unknown --dynamics"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--recipe", "huge"), "unknown --preset"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--recipe", "tiny", "--lr", 0), "--lr positive"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--recipe", "tiny", "--set", "train.lr_schedule=step"), "unknown --lr-schedule"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--recipe", "tiny", "--precision", "fp8"), "unknown --precision"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--set", "model.posterior=psychic"), "unknown --posterior"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--set", "model.dynamics=lstm-x"), "unknown --dynamics"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/missing"), "not found"),
     (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{b}/a.gif"), "not a readable safetensors"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--z-dim", 5), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight, --contrast-temperature and --decorrelation-weight"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--init-from", "{m}", "--set", f"model.z_dim={5}"), "only --beta-f, --beta-z, --cycle-weight, --likelihood-scale, --pair-weight, --contrast-weight, --contrast-temperature and --decorrelation-weight"),
     (("train", "--resume", "{m}", "--init-from", "{m}"), "cannot be combined with --resume"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--centred-z"), "z_centred applies to speech"),
-    (("train", "--data", "{g}", "--out", "{tmp}/run", "--preset", "tiny", "--static-pool", "max"), "static_pool must be one of"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--recipe", "tiny", "--centred-z"), "z_centred applies to speech"),
+    (("train", "--data", "{g}", "--out", "{tmp}/run", "--recipe", "tiny", "--static-pool", "max"), "static_pool must be one of"),
     # outputs
     (("reconstruct", "{b}/a.gif", "-o", "{b}/no/such/folder/r.gif"), "does not exist"),
     (("reconstruct", "{b}/a.gif", "-o", "{b}/a.gif"), "also an input"),
@@ -192,19 +192,19 @@ BAD_CASES = [
     (("swap", "{b}/a.gif", "{b}/b.gif", "-o", "{tmp}/s.png"), "must end in .gif"),
     (("swap", "{b}/a.gif", "{b}/x-ba.gif", "-o", "{b}/x.gif", "--both"), "also an input"),  # the -ba output
     (("generate", "--from", "{b}/sample_001.gif", "-n", 2, "--out-dir", "{b}"), "also an input"),
-    (("generate", "--from", "{b}/a.gif", "--out-dir", "{b}/no_folder"), "does not exist"),
+    (("generate", "--from", "{b}/a.gif", "--out-dir", "{b}/a.gif"), "is a file"),
     (("export", "--format", "torchscript", "-o", "{b}/a.gif"), "is a file"),
     (("export", "--format", "torchscript", "-o", "{b}/no/such/ex"), "does not exist"),
     (("export", "--format", "torchscript", "-o", "{m}"), "model's own folder"),
     # training data and run folders
-    (("train", "--data", "{b}/missing", "--out", "{tmp}/run", "--preset", "tiny"), "not found"),
-    (("train", "--data", "{b}/a.gif", "--out", "{tmp}/run", "--preset", "tiny"), "not a .npz"),
-    (("train", "--data", "{b}/empty_dir", "--out", "{tmp}/run", "--preset", "tiny"), "holds no GIF"),
-    (("train", "--data", "{b}/corrupt_data", "--out", "{tmp}/run", "--preset", "tiny"), "truncated or corrupt"),
-    (("train", "--data", "{b}/random.npz", "--out", "{tmp}/run", "--preset", "tiny"), "cannot read"),
-    (("train", "--data", "{b}/foreign.npz", "--out", "{tmp}/run", "--preset", "tiny"), "not a Sprites file"),
-    (("train", "--data", "{g}", "--out", "{b}/a.gif", "--preset", "tiny"), "is a file"),
-    (("train", "--data", "{g}", "--out", "{m}", "--preset", "tiny"), "already holds a run"),
+    (("train", "--data", "{b}/missing", "--out", "{tmp}/run", "--recipe", "tiny"), "not found"),
+    (("train", "--data", "{b}/a.gif", "--out", "{tmp}/run", "--recipe", "tiny"), "not a .npz"),
+    (("train", "--data", "{b}/empty_dir", "--out", "{tmp}/run", "--recipe", "tiny"), "holds no GIF"),
+    (("train", "--data", "{b}/corrupt_data", "--out", "{tmp}/run", "--recipe", "tiny"), "truncated or corrupt"),
+    (("train", "--data", "{b}/random.npz", "--out", "{tmp}/run", "--recipe", "tiny"), "cannot read"),
+    (("train", "--data", "{b}/foreign.npz", "--out", "{tmp}/run", "--recipe", "tiny"), "not a Sprites file"),
+    (("train", "--data", "{g}", "--out", "{b}/a.gif", "--recipe", "tiny"), "is a file"),
+    (("train", "--data", "{g}", "--out", "{m}", "--recipe", "tiny"), "already holds a run"),
     (("train", "--resume", "{b}/empty_dir"), "not a dsae run folder"),
     (("train", "--resume", "{b}/run_bad_train"), "train.json is missing or damaged"),
     (("train", "--resume", "{b}/run_bad_state"), "state.pt is damaged"),
@@ -302,8 +302,8 @@ def test_cosine_time_schedule_anneals_over_the_wall_budget(gifs, tmp_path):
     """cosine-time: the rate falls monotonically and is near 0 when --minutes runs out, long before --steps;
     a resume with a new budget continues the anneal from where it was instead of starting over."""
     run = tmp_path / "run"
-    args = ["--data", gifs, "--preset", "tiny", "--steps", 1000000, "--log-every", 1, "--eval-every", 100000,
-            "--checkpoint-every", 100000, "--preview-every", 0, "--lr-schedule", "cosine-time", "--device", "cpu"]  # fmt: skip
+    args = ["--data", gifs, "--recipe", "tiny", "--steps", 1000000, "--set", f"train.log_every={1}", "--eval-every", 100000,
+            "--checkpoint-every", 100000, "--preview-every", 0, "--set", "train.lr_schedule=cosine-time", "--device", "cpu"]  # fmt: skip
     r = invoke("train", "--out", run, "--minutes", 0.05, *args)
     assert r.exit_code == 0, r.output
     lrs = [row["lr"] for row in metrics(run)]
@@ -336,7 +336,7 @@ def test_static_first_hides_z_for_the_first_steps_only(gifs, tmp_path, hide_z_sp
     from z and f; train.json records N."""
     seen = hide_z_spy
     run = tmp_path / "run"
-    r = invoke("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 5, "--static-first", 3,
+    r = invoke("train", "--data", gifs, "--out", run, "--recipe", "tiny", "--steps", 5, "--set", f"train.static_first={3}",
                "--eval-every", 100, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert seen == [True, True, True, False, False]
@@ -350,7 +350,7 @@ def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs,
 
     monkeypatch.setitem(training.TRAIN_PRESETS, "tiny", {**training.TRAIN_PRESETS["tiny"], "static_first": 2})
     seen = hide_z_spy
-    common = ["--data", gifs, "--preset", "tiny", "--steps", 3, "--eval-every", 100, "--preview-every", 0, "--device", "cpu"]
+    common = ["--data", gifs, "--recipe", "tiny", "--steps", 3, "--eval-every", 100, "--preview-every", 0, "--device", "cpu"]
     r = invoke("train", "--out", tmp_path / "a", *common)
     assert r.exit_code == 0, r.output
     assert seen == [True, True, False]
@@ -360,7 +360,7 @@ def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs,
     assert seen == [False, False, False]
     assert json.loads((tmp_path / "b" / "train.json").read_text())["train"]["static_first"] == 0
     seen.clear()
-    r = invoke("train", "--out", tmp_path / "c", "--init-from", tmp_path / "a" / "best", "--static-first", 1, *common)
+    r = invoke("train", "--out", tmp_path / "c", "--init-from", tmp_path / "a" / "best", "--set", f"train.static_first={1}", *common)
     assert r.exit_code == 0, r.output
     assert seen == [True, False, False]
 
@@ -368,8 +368,8 @@ def test_preset_static_phase_is_skipped_when_starting_from_a_trained_model(gifs,
 def test_killed_run_resumes_to_the_same_losses(gifs, tmp_path):
     """kill -9 after a checkpoint (with later steps already logged), resume: every step's losses,
     validation losses and learning rates equal an uninterrupted run's, and no step is logged twice."""
-    args = ["--data", gifs, "--preset", "tiny", "--steps", 16, "--checkpoint-every", 6, "--log-every", 1,
-            "--eval-every", 4, "--preview-every", 6, "--lr-schedule", "cosine", "--device", "cpu"]  # fmt: skip
+    args = ["--data", gifs, "--recipe", "tiny", "--steps", 16, "--checkpoint-every", 6, "--set", f"train.log_every={1}",
+            "--eval-every", 4, "--preview-every", 6, "--set", "train.lr_schedule=cosine", "--device", "cpu"]  # fmt: skip
     run = tmp_path / "run"
     victim = subprocess.Popen(dsae("train", "--out", run, *args), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -410,7 +410,7 @@ def test_sigterm_finishes_the_step_checkpoints_and_stops(gifs, tmp_path):
     """SIGTERM (kill, a scheduler, torchrun's shutdown) is handled like Ctrl-C: the state on disk is the last step's."""
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        dsae("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 10_000, "--log-every", 1,
+        dsae("train", "--data", gifs, "--out", run, "--recipe", "tiny", "--steps", 10_000, "--set", f"train.log_every={1}",
              "--checkpoint-every", 10_000, "--preview-every", 0, "--device", "cpu"),
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -468,7 +468,7 @@ def sabotage(monkeypatch):
 def test_non_finite_loss_and_gradient_are_skipped(sabotage, gifs, tmp_path):
     sabotage.update({2: "loss", 3: "loss", 5: "grad"})
     run = tmp_path / "run"
-    r = invoke("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 5, "--log-every", 1,
+    r = invoke("train", "--data", gifs, "--out", run, "--recipe", "tiny", "--steps", 5, "--set", f"train.log_every={1}",
                "--checkpoint-every", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "non-finite loss at step 2" in r.output and "non-finite gradient norm at step 3" in r.output
@@ -486,7 +486,7 @@ def test_non_finite_loss_and_gradient_are_skipped(sabotage, gifs, tmp_path):
 def test_ten_non_finite_steps_in_a_row_stop_without_a_checkpoint(sabotage, gifs, tmp_path):
     sabotage["always"] = "loss"
     run = tmp_path / "run"
-    r = invoke("train", "--data", gifs, "--out", run, "--preset", "tiny", "--steps", 20, "--device", "cpu")
+    r = invoke("train", "--data", gifs, "--out", run, "--recipe", "tiny", "--steps", 20, "--device", "cpu")
     assert r.exit_code == 1
     assert "non-finite 10 times in a row" in r.output.strip().splitlines()[-1]
     assert not (run / "state.pt").exists() and not (run / "model.safetensors").exists()
@@ -499,7 +499,7 @@ def test_ten_non_finite_steps_in_a_row_stop_without_a_checkpoint(sabotage, gifs,
 def test_torchrun_two_processes_train_one_run(gifs, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dsae_cli", "train",
-           "--data", str(gifs), "--out", str(run), "--preset", "tiny", "--steps", "6", "--log-every", "1",
+           "--data", str(gifs), "--out", str(run), "--recipe", "tiny", "--steps", "6", "--set", "train.log_every=1",
            "--eval-every", "3", "--checkpoint-every", "3", "--preview-every", "0", "--device", "cpu"]  # fmt: skip
     r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -515,14 +515,14 @@ def test_torchrun_two_processes_train_one_run(gifs, tmp_path):
 
     load_model(run)
     # the two-process checkpoint resumes in one process
-    r = invoke("train", "--resume", run, "--steps", 8, "--log-every", 1, "--device", "cpu")
+    r = invoke("train", "--resume", run, "--steps", 8, "--set", f"train.log_every={1}", "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert [row["step"] for row in metrics(run)] == list(range(1, 9))
 
 
 def test_batch_must_divide_among_processes(gifs, tmp_path):
-    from dsae_cli.datasets import load_training_data
-    from dsae_cli.distributed import DistInfo
+    from dsae_cli.data.sequences import load_training_data
+    from dsae_cli.train.distributed import DistInfo
     from dsae_cli.errors import DsaeError
     from dsae_cli.train.loop import TrainConfig, Trainer
     from models import DSAE, DSAEConfig, PRESETS
@@ -534,8 +534,8 @@ def test_batch_must_divide_among_processes(gifs, tmp_path):
 
 def test_shards_partition_each_global_batch(gifs, tmp_path):
     """Ranks take disjoint slices that together are exactly the single-process batch (no process group needed)."""
-    from dsae_cli.datasets import load_training_data
-    from dsae_cli.distributed import DistInfo
+    from dsae_cli.data.sequences import load_training_data
+    from dsae_cli.train.distributed import DistInfo
     from dsae_cli.train.loop import TrainConfig, Trainer
 
     data = load_training_data(str(gifs))
@@ -561,7 +561,7 @@ def test_shards_partition_each_global_batch(gifs, tmp_path):
 
 
 def _frames(gifs: Path) -> "torch.Tensor":
-    from dsae_cli.datasets import video_batch
+    from dsae_cli.data.sequences import video_batch
 
     return video_batch(np.stack([media.read_frames(p) for p in sorted(gifs.glob("*.gif"))[:3]]))
 
@@ -655,7 +655,7 @@ def speech(tmp_path_factory) -> tuple[Path, Path]:
             x = sum(np.sin(k * phase) / k for k in range(1, 6)) * (0.5 + 0.5 * np.sin(4 * np.pi * t) ** 2)
             sf.write(corpus / f"spk{s}" / f"u{u}.wav", (0.3 * x / np.abs(x).max() + 0.003 * rng.randn(len(t))).astype(np.float32), sr)
     run = root / "run"
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", "--steps", 2,
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--recipe", "tiny-speech", "--steps", 2,
                "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     d = root / "bad"
@@ -723,8 +723,8 @@ def test_speech_model_refused_by_video_commands(speech, gifs, tmp_path):
 def test_bf16_on_cpu_trains_where_the_cpu_has_it_and_says_why_not_elsewhere(gifs, tmp_path, monkeypatch):
     from dsae_cli.train import loop as training
 
-    args = ("train", "--data", gifs, "--preset", "tiny", "--precision", "bf16", "--device", "cpu", "--steps", 3,
-            "--eval-every", 3, "--preview-every", 0, "--log-every", 1)  # fmt: skip
+    args = ("train", "--data", gifs, "--recipe", "tiny", "--precision", "bf16", "--device", "cpu", "--steps", 3,
+            "--eval-every", 3, "--preview-every", 0, "--set", f"train.log_every={1}")  # fmt: skip
     monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
     r = invoke(*args, "--out", tmp_path / "no")
     assert r.exit_code == 1 and "needs --device cuda or a CPU with native bf16" in r.output and "Traceback" not in r.output

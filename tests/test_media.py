@@ -1,4 +1,4 @@
-"""Tests for dsae_cli.media: reading every supported input, GIF/PNG round trips, windows and grids."""
+"""Tests for dsae_cli.io.media: reading every supported input, GIF/PNG round trips, windows and grids."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsae_cli import media
+from dsae_cli.io import media
 from dsae_cli.errors import DsaeError
-from dsae_cli.media import (
+from dsae_cli.io.media import (
     grid_animation,
     make_grid,
     read_frames,
@@ -400,7 +400,7 @@ def test_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, dsae_cli.media; sys.exit('torch' in sys.modules)"
+    code = "import sys, dsae_cli.io.media; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert media.__doc__
 

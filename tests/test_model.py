@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import moving_squares, tiny_model
-from dsae_cli.datasets import video_batch
+from dsae_cli.data.sequences import video_batch
 from models import DSAEConfig
 from models.distributions import gaussian_log_density, kl_normal_normal, kl_normal_standard
 
@@ -164,7 +164,7 @@ def test_beta_weights_scale_kl_terms(tiny):
 
 
 def test_config_rejects_bad_values():
-    for bad in (dict(posterior="x"), dict(likelihood="poisson"), dict(frame_size=20), dict(z_dim=0), dict(modality="text")):
+    for bad in (dict(posterior="x"), dict(likelihood="poisson"), dict(likelihood="laplace"), dict(frame_size=20), dict(z_dim=0), dict(modality="text")):
         with pytest.raises(ValueError):
             DSAEConfig(**bad)
     with pytest.raises(ValueError):

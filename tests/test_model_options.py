@@ -1,5 +1,6 @@
 """Model options beyond the 2018 DSAE's default: the deterministic baselines (lstm-f, lstm-c), the
-latent cycle term and z's centred view (speech)."""
+latent cycle term, z's own views, the fitted p(f), the mixture likelihood; and configs of old
+checkpoints that name removed options."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import pytest
 import torch
 
 from conftest import moving_squares, tiny_model
-from dsae_cli.datasets import video_batch
+from dsae_cli.data.sequences import video_batch
 from models import DSAE, DSAEConfig
+from models.objectives import cycle_loss
+
+# the tiny video model of dsae_cli/recipes/tiny.toml
+TINY = dict(f_dim=16, z_dim=4, hidden_dim=32, feature_dim=32, conv_width=8)
 
 
 def train_steps(m: DSAE, x: torch.Tensor, steps: int, lr: float = 3e-3) -> tuple[float, float]:
@@ -88,7 +93,7 @@ def test_cycle_term_only_while_training_and_zero_weight_is_the_elbo():
     # gradients of the cycle term reach the decoder and both encoders
     cyc.train()
     cyc.zero_grad()
-    cyc.cycle_loss(cyc.encode(x, sample=True)).backward()
+    cycle_loss(cyc, cyc.encode(x, sample=True)).backward()
     for part in (cyc.frame_decoder, cyc.frame_encoder, cyc.static_head, cyc.dynamic_head):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
 
@@ -104,26 +109,7 @@ def test_cycle_term_is_small_when_decode_and_encode_agree():
     m.dynamic_features = lambda x, feats: x[:, post.f.shape[1] :].view(post.z.shape)
     m.encode_dynamic = lambda feats, f: (feats, None)
     # the prior half's f cannot be read back exactly in general, but here it is: zero loss
-    assert float(m.cycle_loss(post)) == pytest.approx(0.0, abs=1e-6)
-
-
-def test_centred_view_hides_the_mean_spectrum_from_z():
-    cfg = DSAEConfig(modality="speech", n_bins=11, seq_len=5, likelihood="gaussian", f_dim=4, z_dim=3, hidden_dim=8, feature_dim=8, z_centred=True)
-    torch.manual_seed(0)
-    m = DSAE(cfg)
-    m.eval()
-    x = torch.randn(2, 5, 11)
-    envelope = torch.randn(2, 1, 11)  # a different voice colour: one offset per bin for the whole segment
-    za, zb = m.encode(x).z_mean, m.encode(x + envelope).z_mean
-    # the factorised q(z_t | x_t) sees centred frames only: z does not move; f does
-    assert cfg.posterior == "full"
-    m2 = DSAE(DSAEConfig(**{**cfg.to_dict(), "posterior": "factorised"}))
-    m2.eval()
-    assert torch.allclose(m2.encode(x).z_mean, m2.encode(x + envelope).z_mean, atol=1e-5)
-    assert not torch.allclose(m2.encode(x).f_mean, m2.encode(x + envelope).f_mean)
-    assert za.shape == zb.shape == (2, 5, 3)
-    with pytest.raises(ValueError, match="speech"):
-        DSAEConfig(z_centred=True)
+    assert float(cycle_loss(m, post)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_silhouette_view_hides_colours_and_inner_detail_from_z():
@@ -147,8 +133,6 @@ def test_silhouette_view_hides_colours_and_inner_detail_from_z():
     assert mask.shape == x_hat.shape and float(mask.detach().min()) >= 0 and float(mask.detach().max()) <= 1
     mask.sum().backward()
     assert x_hat.grad is not None
-    with pytest.raises(ValueError, match="one view"):
-        DSAEConfig(z_silhouette=True, z_colour_blind=True)
     with pytest.raises(ValueError, match="video"):
         DSAEConfig(modality="speech", likelihood="gaussian", z_silhouette=True)
 
@@ -193,141 +177,12 @@ def test_fitted_f_prior_is_the_moment_matched_gaussian_and_its_kl_is_exact(tmp_p
         DSAEConfig(f_prior="learned")
 
 
-def test_palette_decoder_draws_part_maps_that_f_colours():
-    """With decoder_palette K, every decoded pixel is bias(f) + mix(f) @ maps: with K = 2 maps the
-    colours of one frame lie in a plane of RGB (rank 2), whereas the plain FiLM decoder's span all
-    three channels; a sequence's f alone changes the mix, and such a model trains."""
-    x = video_batch(moving_squares(4))
-
-    def colour_rank(m):
-        m.eval()
-        with torch.no_grad():
-            post = m.encode(x)
-            params = m.decode_params(post.f, post.z)  # (B, T, 3, H, W)
-            dec = m.frame_decoder
-            n = params.shape[0] * params.shape[1]
-            style = post.f.unsqueeze(1).expand(-1, params.shape[1], -1).reshape(n, -1)
-            bias = dec.film(dec.film_mlp(style))[:, -3 - 3 * dec.palette : -3 * dec.palette or None]
-        pixels = params.reshape(n, 3, -1) - bias[:, :, None]
-        return int(torch.linalg.matrix_rank(pixels[0], rtol=1e-4))
-
-    assert colour_rank(tiny_model(decoder_film=True, decoder_palette=2)) == 2
-    assert colour_rank(tiny_model(decoder_film=True, decoder_palette=2, film_hidden=16)) == 2
-    assert colour_rank(tiny_model(decoder_film=True)) == 3
-    m = tiny_model(decoder_film=True, decoder_palette=4, film_hidden=16)
-    first, last = train_steps(m, x, 30)
-    assert last < 0.9 * first
-    with pytest.raises(ValueError, match="decoder_film"):
-        DSAEConfig(decoder_palette=4)
-    with pytest.raises(ValueError, match="negative"):
-        DSAEConfig(decoder_film=True, decoder_palette=-1)
-    with pytest.raises(ValueError, match="decoder_film"):
-        DSAEConfig(film_hidden=32)
-
-
-@pytest.mark.parametrize("film", [True, False])
-def test_refine_decoder_chooses_each_pixels_colour_on_its_own_and_f_reaches_it(film, tmp_path):
-    """With decoder_refine R the last transposed conv draws R full-resolution maps and a 1x1 conv
-    colours them pixel by pixel: a change to one pixel of the maps changes that pixel's colour only;
-    with FiLM, f modulates those maps too; such a model trains and round-trips through a checkpoint."""
-    from dsae_cli.checkpoint import load_model, save_model
-
-    x = video_batch(moving_squares(4))
-    m = tiny_model(decoder_film=film, decoder_refine=6)
-    dec = m.frame_decoder
-    assert dec.deconv[-1].out_channels == 6
-    maps = torch.randn(1, 6, 64, 64)
-    with torch.no_grad():
-        before = dec.refine_out(maps.clone())  # (its LeakyReLU works in place)
-        maps[0, :, 10, 20] += 5.0
-        changed = (dec.refine_out(maps.clone()) - before).abs().sum(1)[0] > 1e-6
-    assert changed[10, 20] and int(changed.sum()) == 1
-    if film:
-        assert dec.film_channels[-1] == 6  # the full-resolution maps get a scale and shift from f
-    first, last = train_steps(m, x, 30)
-    assert last < 0.9 * first
-    save_model(m.eval(), tmp_path / "m")
-    back = load_model(tmp_path / "m")
-    assert back.config.decoder_refine == 6
-    with torch.no_grad():
-        post = m.encode(x)
-        assert torch.allclose(back.decode(post.f, post.z), m.decode(post.f, post.z), atol=1e-6)
-    with pytest.raises(ValueError, match="negative"):
-        DSAEConfig(decoder_refine=-1)
-    with pytest.raises(ValueError, match="video"):
-        DSAEConfig(modality="speech", decoder_refine=4)
-
-
-@pytest.mark.parametrize("pool", ["mean", "stats"])
-def test_static_pool_summarises_every_frame_and_round_trips(pool, tmp_path):
-    from dsae_cli.checkpoint import load_model, save_model
-
-    m = tiny_model(static_pool=pool).eval()
-    x = video_batch(moving_squares(3))
-    feats = m.frame_features(x)
-    out, _ = m.static_lstm(feats)
-    pooled = out.mean(1) if pool == "mean" else torch.cat([out.mean(1), (out.var(1, unbiased=False) + 1e-5).sqrt()], -1)
-    mean, logvar = m.static_head(pooled)
-    post = m.encode(x)
-    assert torch.allclose(post.f_mean, mean, atol=1e-6) and torch.allclose(post.f_logvar, logvar, atol=1e-6)
-    # the paper's summary reads only the two end states; a pooled one also moves with the frames between
-    last = tiny_model(static_pool="last").eval()
-    last.load_state_dict({k: v for k, v in m.state_dict().items() if not (pool == "stats" and k.startswith("static_head"))}, strict=pool != "stats")
-    assert not torch.allclose(last.encode(x).f_mean, post.f_mean)
-    m.train()
-    loss = m.loss(x)["loss"]
-    loss.backward()
-    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
-    save_model(m.eval(), tmp_path / "m")
-    again = load_model(tmp_path / "m")
-    assert again.config.static_pool == pool and torch.allclose(again.encode(x).f_mean, post.f_mean)
-    with pytest.raises(ValueError, match="static_pool"):
-        DSAEConfig(static_pool="max")
-
-
-def test_laplace_likelihood_is_the_exact_density_and_trains():
-    from models import DSAE, DSAEConfig
-    from models.config import PRESETS
-
-    torch.manual_seed(0)
-    cfg = DSAEConfig(**{**PRESETS["tiny"], "likelihood": "laplace", "likelihood_scale": 0.05})
-    m = DSAE(cfg)
-    x = torch.rand(2, 8, 3, 64, 64)
-    params = torch.rand(2, 8, 3, 64, 64)
-    exact = -torch.distributions.Laplace(params, 0.05).log_prob(x).flatten(1).sum(1)
-    assert torch.allclose(m.reconstruction_nll(params, x), exact, rtol=1e-5)
-    # an uncertain pixel (half the time 0.2, half 0.8): the Laplace's best location is anywhere between, the
-    # Gaussian's only the blend 0.5; a 0.7 costs the Laplace no more than 0.5 does, the Gaussian more
-    two = torch.tensor([0.2, 0.8])
-    gauss = DSAE(DSAEConfig(**{**PRESETS["tiny"], "likelihood": "gaussian", "likelihood_scale": 0.05}))
-
-    def cost(model, loc):
-        return float(model.reconstruction_nll(torch.full((2, 1), loc), two[:, None]).sum())
-
-    assert cost(m, 0.7) == pytest.approx(cost(m, 0.5)) and cost(gauss, 0.7) > cost(gauss, 0.5) + 1.0
-    # decoded means are pixel values, and a few steps lower the loss
-    assert m.decode(torch.randn(2, cfg.f_dim), torch.randn(2, 8, cfg.z_dim)).clamp(0, 1).shape == (2, 8, 3, 64, 64)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    first = None
-    for _ in range(15):
-        loss = m.loss(x)["loss"]
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss.detach()) < first
-    with pytest.raises(ValueError, match="likelihood"):
-        DSAEConfig(likelihood="cauchy")
-
-
 def test_hide_z_decodes_from_f_alone_with_the_same_kl_terms():
     """loss(hide_z=True), the static-first phase: the reconstruction is f's alone (no gradient reaches z's
     encoder through it, and it is the reconstruction from zeros in place of z), the KL terms are the usual
     ones, and the cycle term is left out."""
-    from models import PRESETS
-
     torch.manual_seed(0)
-    m = DSAE(DSAEConfig(**PRESETS["tiny"], z_silhouette=True, z_input_size=16, cycle_weight=1.0)).train()
+    m = DSAE(DSAEConfig(**TINY, z_silhouette=True, z_input_size=16, cycle_weight=1.0)).train()
     x = torch.rand(4, 8, 3, 64, 64)
     torch.manual_seed(1)
     hidden = m.loss(x, hide_z=True)
@@ -353,13 +208,12 @@ def test_loss_terms_stay_float32_under_bf16_autocast():
     """Under bf16 autocast (dsae train --precision bf16) the layers run in bf16, but the Gaussian heads'
     outputs, and so the samples, KLs and the loss, are float32: a KL summed in bf16 keeps 3 digits."""
     from dsae_cli.train.loop import cpu_has_bf16
-    from models import PRESETS
 
     if not cpu_has_bf16():  # oneDNN has no bf16 LSTM there (dsae train refuses --precision bf16 on such CPUs)
         pytest.skip("this CPU has no native bf16 (AVX512-BF16 or AMX)")
 
     torch.manual_seed(0)
-    m = DSAE(DSAEConfig(**PRESETS["tiny"])).train()
+    m = DSAE(DSAEConfig(**TINY)).train()
     x = torch.rand(2, 8, 3, 64, 64)
     torch.manual_seed(1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -447,9 +301,7 @@ def test_mixture_likelihood_is_the_exact_density_with_exact_gradients_and_decode
 
 
 def test_z_conv_width_sizes_only_zs_own_encoder():
-    from models import DSAE, PRESETS
-
-    cfg = DSAEConfig(**{**PRESETS["tiny"], "z_silhouette": True, "z_input_size": 16, "conv_width": 8, "z_conv_width": 4})
+    cfg = DSAEConfig(**{**TINY, "z_silhouette": True, "z_input_size": 16, "conv_width": 8, "z_conv_width": 4})
     model = DSAE(cfg)
     assert model.dynamic_frame_encoder.conv[0].out_channels == 4 and model.frame_encoder.conv[0].out_channels == 8
     x = torch.rand(2, cfg.seq_len, 3, cfg.frame_size, cfg.frame_size)
@@ -457,7 +309,36 @@ def test_z_conv_width_sizes_only_zs_own_encoder():
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and model.dynamic_frame_encoder.conv[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="z_conv_width"):  # z shares f's encoder: nothing to size
-        DSAEConfig(**{**PRESETS["tiny"], "z_conv_width": 4})
+        DSAEConfig(**{**TINY, "z_conv_width": 4})
     old = cfg.to_dict()
     del old["z_conv_width"]  # a checkpoint from before the field: z's encoder as wide as the codec
     assert DSAEConfig.from_dict(old).z_conv_width == 0
+
+
+def test_old_configs_load_with_removed_options_off_and_are_refused_with_them_on():
+    """A checkpoint's saved config may name options that no longer exist: at the value that left
+    them off they are dropped; at any other value (or the removed Laplace likelihood) the model
+    cannot be rebuilt, and the message names the option."""
+    import json
+    from pathlib import Path
+
+    from models.config import REMOVED_OPTIONS
+
+    old = {**DSAEConfig(**TINY).to_dict(), **REMOVED_OPTIONS}
+    assert DSAEConfig.from_dict(old) == DSAEConfig(**TINY)
+    assert DSAEConfig.from_dict({**old, "adversary_weight": 0}).f_dim == 16  # an int zero is still off
+    for name, value in (("decoder_palette", 4), ("static_pool", "mean"), ("z_colour_blind", True), ("contrast_temperature", 0.2)):
+        with pytest.raises(ValueError, match=f"removed option {name}=") as err:
+            DSAEConfig.from_dict({**old, name: value})
+        assert "retrain" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="removed option likelihood='laplace'"):
+        DSAEConfig.from_dict({**old, "likelihood": "laplace"})
+    with pytest.raises(ValueError, match="unknown config fields"):  # never a field: still an error
+        DSAEConfig.from_dict({**old, "decoder_sparkle": 0})
+    with pytest.raises(TypeError):  # a new config cannot ask for a removed option
+        DSAEConfig(decoder_palette=0)
+    # the shipped models' configs, written with every option of their day
+    for meta in sorted((Path(__file__).parent.parent / "dsae_cli" / "pretrained").glob("*/config.json")):
+        saved = json.loads(meta.read_text())
+        if saved.get("class") == "DSAE":
+            assert DSAEConfig.from_dict(saved["config"]).modality == saved["modality"]

@@ -11,11 +11,11 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from dsae_cli import audio as A
+from dsae_cli.io import audio as A
 from dsae_cli.app import app
 from dsae_cli.errors import DsaeError
-from dsae_cli.speech_data import load_speech_corpus, scan_corpus, speaker_of, utterance_split
-from dsae_cli.verification import equal_error_rate, trial_scores
+from dsae_cli.data.speech import load_speech_corpus, scan_corpus, speaker_of, utterance_split
+from dsae_cli.evaluate.speaker import equal_error_rate, trial_scores
 
 runner = CliRunner()
 SR = 16000
@@ -307,7 +307,7 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def speech_run(corpus, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run") / "tiny-speech"
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", "--steps", 8, "--eval-every", 4,
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--recipe", "tiny-speech", "--steps", 8, "--eval-every", 4,
                "--checkpoint-every", 4, "--preview-every", 8, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     return run
@@ -330,10 +330,10 @@ def test_speech_training_writes_a_complete_run(speech_run, corpus):
     assert json.loads((speech_run / "config.json").read_text())["normalisation"] == meta["normalisation"]
 
 
-def test_modality_option_and_preset_checks(corpus, tmp_path):
-    r = invoke("train", "--data", corpus, "--modality", "speech", "--out", tmp_path / "r", "--preset", "tiny", "--steps", 1)
-    assert r.exit_code == 1 and "tiny-speech" in r.output
-    r = invoke("train", "--data", f"speech:{tmp_path / 'none'}", "--out", tmp_path / "r2", "--preset", "tiny-speech")
+def test_recipe_checks_for_speech_data(corpus, tmp_path):
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "r", "--recipe", "tiny", "--steps", 1)
+    assert r.exit_code == 1 and "tiny-speech" in r.output  # a video recipe on speech data names the speech ones
+    r = invoke("train", "--data", f"speech:{tmp_path / 'none'}", "--out", tmp_path / "r2", "--recipe", "tiny-speech")
     assert r.exit_code == 1 and "not found" in r.output
 
 
@@ -432,10 +432,10 @@ def test_video_model_is_refused_for_speech(speech_run, corpus, tmp_path):
 
 
 def test_partner_table_pairs_segments_of_the_same_utterance():
-    from dsae_cli.train.loop import _partner_table
+    from dsae_cli.data.speech import partner_table
 
     utts = np.array([3, 3, 3, 7, 9, 9, 3, 7])  # utterances need not be contiguous
-    partners = _partner_table(utts)
+    partners = partner_table(utts)
     rng = np.random.default_rng(0)
     idx = np.arange(len(utts))
     seen = {i: set() for i in idx}
@@ -446,20 +446,20 @@ def test_partner_table_pairs_segments_of_the_same_utterance():
             seen[i].add(int(j))
     assert seen[0] == {1, 2, 6} and seen[4] == {5} and seen[3] == {7}  # every other segment, never itself
     assert partners(np.array([0, 4]), np.random.default_rng(5)).tolist() == partners(np.array([0, 4]), np.random.default_rng(5)).tolist()
-    single = _partner_table(np.array([1, 2]))
+    single = partner_table(np.array([1, 2]))
     assert single(np.array([0, 1]), rng).tolist() == [0, 1]  # an utterance of one segment pairs with itself
 
 
 def test_pair_term_decodes_each_segment_with_its_partners_f(corpus, tmp_path):
     import torch
 
+    from dsae_cli.train.recipes import load_recipe
     from models import DSAE, DSAEConfig
-    from models.config import PRESETS
 
     with pytest.raises(ValueError, match="speech"):
         DSAEConfig(pair_weight=1.0)
     torch.manual_seed(0)
-    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5}))
+    m = DSAE(DSAEConfig(**{**load_recipe("tiny-speech").model, "pair_weight": 0.5}))
     m.train()
     x = torch.randn(6, 20, 201)
     torch.manual_seed(1)
@@ -477,17 +477,17 @@ def test_pair_term_decodes_each_segment_with_its_partners_f(corpus, tmp_path):
 
 
 def assert_paired_term_trains(corpus, tmp_path, term: str) -> None:
-    """``dsae train --TERM-weight 1`` on speech logs the term every step and keeps the weight in the
-    config; on video it is refused in one line."""
+    """``dsae train --set model.TERM_weight=1`` on speech logs the term every step and keeps the weight
+    in the config; on video it is refused in one line."""
     run = tmp_path / term
-    flag = f"--{term}-weight"
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--preset", "tiny-speech", flag, "1",
-               "--steps", 4, "--eval-every", 4, "--log-every", 1, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    flag = ("--set", f"model.{term}_weight=1")
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", run, "--recipe", "tiny-speech", *flag,
+               "--steps", 4, "--eval-every", 4, "--set", "train.log_every=1", "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert all(term in row and np.isfinite(row[term]) for row in rows)
     assert json.loads((run / "config.json").read_text())["config"][f"{term}_weight"] == 1.0
-    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", flag, "1", "--steps", 1)
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--recipe", "tiny", *flag, "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
 
 
@@ -507,19 +507,25 @@ def first_paired_batch(corpus, out, **train):
     """A trainer of a tiny paired speech model with these training options, its first batch, the same
     four anchors and partners as stored (no augmentation), and the features' normalisation; the
     trainer is rewound so that its next batch is the first again."""
-    from dsae_cli.speech_data import prepare_speech_training
+    from dsae_cli.data.speech import SpeechBatches, prepare_speech_training
     from dsae_cli.train.loop import TrainConfig, Trainer
+    from dsae_cli.train.recipes import load_recipe
+    from dsae_cli.train.stage import dsae_parts
     from models import DSAE, DSAEConfig
-    from models.config import PRESETS
 
-    cfg = DSAEConfig(**{**PRESETS["tiny-speech"], "pair_weight": 0.5})
+    cfg = DSAEConfig(**{**load_recipe("tiny-speech").model, "pair_weight": 0.5})
     data, _, meta, _ = prepare_speech_training(corpus, cfg, 0.2, 0)
-    t = Trainer(DSAE(cfg), data, None, TrainConfig(batch_size=8, **train), out)
+    train_cfg = TrainConfig(batch_size=8, **train)
+    parts = dsae_parts(cfg, train_cfg, data, meta)  # as `dsae train` builds it: paired speech batches
+    assert isinstance(parts["batches"], SpeechBatches) and parts["batches"].paired
+    t = Trainer(DSAE(cfg), data, None, train_cfg, out, **parts)
     t.checkpoint_extra = meta
-    x = t.next_batch().numpy()
+    batch = t.next_batch()
+    assert batch["paired"] and batch["groups"].tolist()[:4] == batch["groups"].tolist()[4:]  # partners share a recording
+    x = batch["x"].numpy()
     t.step, t.position = 0, 0
     idx = np.sort(t.order[:4])
-    stored = data.x[np.concatenate([idx, t._partners(idx, np.random.default_rng([0, 0, 0]))])]
+    stored = data.x[np.concatenate([idx, t.batches.partners(idx, np.random.default_rng([0, 0, 0]))])]
     return t, x, stored, A.Normalisation.from_dict(meta["normalisation"])
 
 
@@ -540,12 +546,14 @@ def test_warp_gives_each_pair_one_new_voice_on_the_raw_spectrum(corpus, tmp_path
 
 
 def assert_speech_augmentation_trains(corpus, tmp_path, name: str, value: float) -> None:
-    """``dsae train --NAME VALUE`` trains on speech and records it in train.json; video refuses it in one line."""
-    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--preset", "tiny-speech", f"--{name}", str(value),
+    """``dsae train --set train.NAME=VALUE`` trains on speech and records it in train.json; video refuses
+    it in one line."""
+    flag = ("--set", f"train.{name}={value}")
+    r = invoke("train", "--data", f"speech:{corpus}", "--out", tmp_path / "cli", "--recipe", "tiny-speech", *flag,
                "--steps", 3, "--eval-every", 3, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "cli" / "train.json").read_text())["train"][name] == value
-    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--preset", "tiny", f"--{name}", str(value), "--steps", 1)
+    r = invoke("train", "--data", "sprites", "--out", tmp_path / "video", "--recipe", "tiny", *flag, "--steps", 1)
     assert r.exit_code == 1 and "speech" in r.output and "Traceback" not in r.output
 
 
@@ -567,136 +575,29 @@ def test_contrast_term_asks_f_to_pick_out_its_partner(corpus, tmp_path):
 
     import torch
 
+    from dsae_cli.train.recipes import load_recipe
     from models import DSAE, DSAEConfig
-    from models.config import PRESETS
+    from models.objectives import CONTRAST_TEMPERATURE, contrast_loss
 
     with pytest.raises(ValueError, match="speech"):
         DSAEConfig(contrast_weight=1.0)
-    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "contrast_weight": 2.0, "contrast_temperature": 0.1}))
+    m = DSAE(DSAEConfig(**{**load_recipe("tiny-speech").model, "contrast_weight": 2.0}))
+    assert CONTRAST_TEMPERATURE == 0.1
     n = 4
     e = torch.eye(8)[:n] * 3.0  # four recordings, orthogonal f
     # partners that agree: the loss is the log-sum over the batch's negatives, exp(-1/0.1) each, near 0
-    assert float(m.contrast_loss(torch.cat([e, e]))) == pytest.approx(math.log(1 + 3 * math.exp(-10)), rel=1e-3)
+    assert float(contrast_loss(torch.cat([e, e]))) == pytest.approx(math.log(1 + 3 * math.exp(-10)), rel=1e-3)
     # partners that point elsewhere (b_k is a_{k+1}'s look): the loss is large
-    assert float(m.contrast_loss(torch.cat([e, torch.roll(e, 1, 0)]))) > 9.0
+    assert float(contrast_loss(torch.cat([e, torch.roll(e, 1, 0)]))) > 9.0
     # two pairs of one recording are not each other's negatives
     same = torch.cat([e[:1], e[:1], e[2:]])
     groups = torch.tensor([0, 0, 2, 3] * 2)
-    assert float(m.contrast_loss(torch.cat([same, same]))) > 0.3  # a_0 cannot tell b_0 from b_1 ...
-    assert float(m.contrast_loss(torch.cat([same, same]), groups)) < 1e-3  # ... unless b_1 is known to be a_0's recording
+    assert float(contrast_loss(torch.cat([same, same]))) > 0.3  # a_0 cannot tell b_0 from b_1 ...
+    assert float(contrast_loss(torch.cat([same, same]), groups)) < 1e-3  # ... unless b_1 is known to be a_0's recording
     x = torch.randn(8, 20, 201)
     out, post, elbo_part = paired_training_loss(m, x, groups)
-    assert torch.allclose(out["contrast"], m.contrast_loss(post.f_mean, groups))
+    assert torch.allclose(out["contrast"], contrast_loss(post.f_mean, groups))
     assert torch.allclose(out["loss"], elbo_part + 2.0 * out["contrast"]) and "pair" not in out
     assert "contrast" not in m.loss(x) and "contrast" not in m.eval().loss(x, paired=True)
     # from the command line: batches of pairs without the pair term, the term logged
     assert_paired_term_trains(corpus, tmp_path, "contrast")
-
-
-def test_channel_gives_each_segment_its_own_smooth_response(corpus, tmp_path):
-    g = A.channel_gains(500, 201, 0.5, np.random.default_rng(0))
-    assert g.shape == (500, 201) and g.dtype == np.float32
-    assert np.abs(g).max() <= 4 * 0.5 + 1e-6 and np.abs(g).max() > 1.0  # 4 terms of at most 0.5 each
-    assert np.abs(np.diff(g, axis=1)).max() < 0.1  # smooth across neighbouring bins: a channel, not noise
-    assert abs(float(g.mean())) < 0.1  # as often louder as quieter
-
-    t, x, plain, norm = first_paired_batch(corpus, tmp_path / "c", channel=0.3)
-    gain = norm.invert(x) - norm.invert(plain)  # on the raw log-spectrum: one curve per sequence, the same every frame
-    assert np.allclose(gain, gain[:, :1], atol=1e-3)
-    curves = gain[:, 0]
-    assert np.abs(curves).max() <= 4 * 0.3 + 1e-3 and np.ptp(curves, axis=1).min() > 0.01
-    assert not np.allclose(curves[:4], curves[4:], atol=0.05)  # partners of one recording hear different channels
-    # drawn from the step: the same step draws the same curves (a resumed run takes the same batches)
-    t.step, t.position = 0, 0
-    assert np.allclose(t.next_batch().numpy(), x)
-    assert_speech_augmentation_trains(corpus, tmp_path, "channel", 0.2)
-
-
-def test_adversary_on_z_learns_while_the_encoder_is_pushed_away(corpus, tmp_path):
-    import torch
-
-    from models import DSAE, DSAEConfig
-    from models.config import PRESETS
-    from models.dsae import reverse_gradient
-
-    with pytest.raises(ValueError, match="speech"):
-        DSAEConfig(adversary_weight=1.0)
-    # the reversal layer: the identity forward, the gradient flipped and scaled backward
-    x = torch.randn(5, requires_grad=True)
-    y = reverse_gradient(x, 3.0)
-    assert torch.equal(y, x)
-    (y * torch.arange(5.0)).sum().backward()
-    assert torch.allclose(x.grad, -3.0 * torch.arange(5.0))
-
-    torch.manual_seed(0)
-    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "adversary_weight": 2.0})).train()
-    assert m.config.paired and not hasattr(DSAE(DSAEConfig(**PRESETS["tiny-speech"])), "z_adversary")
-    groups = torch.arange(4).repeat(2)
-    xb = torch.randn(8, 20, 201)
-    out, post, elbo_part = paired_training_loss(m, xb, groups)
-    assert torch.allclose(out["adversary"], m.adversary_loss(post.z_mean, groups))
-    assert torch.allclose(out["loss"], elbo_part + out["adversary"])  # the adversary's own loss at weight 1
-    # gradients: the adversary's descend its loss; the encoder's are those of the loss with the adversary's
-    # term counted -2 times (the reversal's scale), so the encoder is trained to raise it
-    adv_params = list(m.z_adversary.parameters())
-    enc = m.dynamic_head.linear.weight
-
-    def grads(loss):
-        return torch.autograd.grad(loss, [enc, *adv_params], retain_graph=True)
-
-    g_total = grads(out["loss"])
-    g_adv = grads(out["adversary"])  # through the reversal: the encoder's part already flipped and scaled
-    plain = torch.autograd.grad(m.adversary_loss(post.z_mean, groups), enc)[0]  # the same posterior, no reversal
-    assert "adversary" not in m.loss(xb) and "adversary" not in m.eval().loss(xb, paired=True)
-    assert torch.allclose(g_adv[0], -2.0 * plain, atol=1e-6)
-    assert all(torch.allclose(a, b) for a, b in zip(g_total[1:], g_adv[1:]))  # only the adversary's loss reaches it
-    # a short run of the adversary alone learns to tell recordings apart from z when z carries them
-    z = torch.randn(4, 1, 4).repeat(1, 20, 1)  # four recordings, each one constant z
-    zb = torch.cat([z, z + 0.05 * torch.randn_like(z)])
-    opt = torch.optim.Adam(m.z_adversary.parameters(), lr=1e-2)
-    first = float(m.adversary_loss(zb, groups).detach())
-    for _ in range(100):
-        opt.zero_grad()
-        loss = m.adversary_loss(zb, groups)
-        loss.backward()
-        opt.step()
-    assert float(loss.detach()) < 0.1 < first
-    assert_paired_term_trains(corpus, tmp_path, "adversary")
-
-
-def test_decorrelation_term_reads_what_z_shares_within_recordings(corpus, tmp_path):
-    import torch
-
-    from models import DSAE, DSAEConfig
-    from models.config import PRESETS
-
-    with pytest.raises(ValueError, match="speech"):
-        DSAEConfig(decorrelation_weight=1.0)
-    torch.manual_seed(0)
-    n, T, d = 64, 20, 4
-    noise = torch.randn(2 * n, T, d)
-    shared = torch.randn(n, 1, d).repeat(2, T, 1)  # each recording's own constant, in both of its segments
-    loose = float(DSAE.decorrelation_loss(noise))
-    leaky = float(DSAE.decorrelation_loss(noise + 3 * shared))
-    assert loose < 3 * d * d / n < d < leaky  # chance level about d^2 / n; a shared part gives about d
-    # blind to the scale of z and to a constant offset (the scores standardise utterance means too)
-    assert torch.allclose(DSAE.decorrelation_loss(5 * noise + 2), DSAE.decorrelation_loss(noise), rtol=1e-2)
-    # in the training loss, weighted; only for paired training batches
-    m = DSAE(DSAEConfig(**{**PRESETS["tiny-speech"], "decorrelation_weight": 2.0})).train()
-    assert m.config.paired
-    groups = torch.arange(4).repeat(2)
-    xb = torch.randn(8, 20, 201)
-    out, post, elbo_part = paired_training_loss(m, xb, groups)
-    assert torch.allclose(out["decorrelation"], DSAE.decorrelation_loss(post.z_mean))
-    assert torch.allclose(out["loss"], elbo_part + 2.0 * out["decorrelation"])
-    assert "decorrelation" not in m.loss(xb) and "decorrelation" not in m.eval().loss(xb, paired=True)
-    # minimising it alone takes a shared part out of z's encoder
-    zs = (noise + 3 * shared).requires_grad_(True)
-    opt = torch.optim.Adam([zs], lr=0.05)
-    for _ in range(200):
-        opt.zero_grad()
-        loss = DSAE.decorrelation_loss(zs)
-        loss.backward()
-        opt.step()
-    assert float(loss.detach()) < loose
-    assert_paired_term_trains(corpus, tmp_path, "decorrelation")

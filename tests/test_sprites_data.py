@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsae_cli import sprites as sp
+from dsae_cli.data import sprites as sp
 from dsae_cli.errors import DsaeError
 
 # README appendix: SHA-1 of each layer file (byte copies of Universal-LPC-spritesheet @ 2668274d)
@@ -364,7 +364,7 @@ def test_gifs_and_labels_csv(tmp_path):
 
 
 def test_no_torch_import():
-    code = "import sys, dsae_cli.sprites, dsae_cli.commands.data; sys.exit('torch' in sys.modules)"
+    code = "import sys, dsae_cli.data.sprites, dsae_cli.commands.data; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-MODEL_HELP = "Checkpoint folder (from `dsae train`), .safetensors bundle, or the name of an embedded model (sprites, sprites-narrow, speech); default: the embedded model."
+MODEL_HELP = "Checkpoint folder (from `dsae train`), .safetensors bundle, or the name of an embedded model (sprites, speech); default: the embedded model."
 
 ModelOption = typer.Option(None, "--model", "-m", help=MODEL_HELP, show_default=False)
 DeviceOption = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto picks the best available).")

@@ -28,7 +28,7 @@ def convert_voice_command(
 
     with cli_errors():
         from dsae_cli.commands.video_common import default_output, say
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.io.files import check_output_path
 
         if output is None:
             output = default_output(f"{source.stem}-to-{to[0].stem}", ".wav", source.parent)

@@ -54,9 +54,9 @@ def sprites(
     with cli_errors():
         import time
 
-        from dsae_cli import sprites as sp
+        from dsae_cli.data import sprites as sp
         from dsae_cli.errors import DsaeError
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.io.files import check_output_path
 
         # check every output before spending time on the build
         output = check_output_path(output, suffixes=(".npz",))

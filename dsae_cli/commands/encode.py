@@ -30,7 +30,7 @@ def encode_command(
 
         from dsae_cli import manipulate
         from dsae_cli.commands.video_common import default_output, say, setup
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.io.files import check_output_path
 
         out = output or default_output(source.stem, ".npz", source.parent if source.parent.is_dir() else Path("."))
         out = check_output_path(out, inputs=(source,), suffixes=(".npz",))

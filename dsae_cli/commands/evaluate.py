@@ -49,8 +49,8 @@ def sprites_command(
             if not parent.is_dir():
                 raise DsaeError(f"folder {parent} for --plots does not exist; create it first (mkdir -p {parent})")
 
-        from dsae_cli import evaluation
-        from dsae_cli.judging import load_judge, sprites_split
+        from dsae_cli.evaluate import sprites as evaluation
+        from dsae_cli.evaluate.judge import load_judge, sprites_split
         from dsae_cli.runtime import keep_freed_memory, load_model_for, resolve_device, seed_everything
 
         seed_everything(seed)
@@ -75,7 +75,7 @@ def sprites_command(
 
 @app.command("predict")
 def predict_command(
-    models: Optional[List[Path]] = typer.Option(None, "--model", "-m", help="Run folder, .safetensors bundle or an embedded model's name (sprites, sprites-narrow); repeat to compare several. Default: the embedded model.", show_default=False),
+    models: Optional[List[Path]] = typer.Option(None, "--model", "-m", help="Run folder, .safetensors bundle or an embedded model's name (sprites); repeat to compare several. Default: the embedded model.", show_default=False),
     context: int = typer.Option(4, "--context", "-k", min=1, help="Frames given; the rest are predicted."),
     repeats: int = typer.Option(3, "--repeats", "-r", min=1, help="Roll-outs per sequence; figures are their mean and std."),
     judge: Optional[Path] = typer.Option(None, "--judge", "-j", help="Judge folder; default: the embedded judge.", show_default=False),
@@ -97,8 +97,8 @@ def predict_command(
         import json
         import sys
 
-        from dsae_cli import evaluation
-        from dsae_cli.judging import load_judge, sprites_split
+        from dsae_cli.evaluate import sprites as evaluation
+        from dsae_cli.evaluate.judge import load_judge, sprites_split
         from dsae_cli.runtime import load_model_for, resolve_device, seed_everything
 
         seed_everything(seed)

@@ -29,7 +29,7 @@ def evaluate_speech_command(
         from dsae_cli.commands.convert_voice import progress_bar
         from dsae_cli.commands.video_common import say
         from dsae_cli.runtime import load_model_for, resolve_device
-        from dsae_cli.verification import evaluate_speaker_verification
+        from dsae_cli.evaluate.speaker import evaluate_speaker_verification
 
         dev = resolve_device(device)
         net = load_model_for(model, "speech", dev)

@@ -31,7 +31,7 @@ def fit_prior_command(
     with cli_errors():
         import sys
 
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.io.files import check_output_path
         from dsae_cli.runtime import model_path, resolve_device
         from dsae_cli.train.loop import refit_saved_f_prior, training_subset
 

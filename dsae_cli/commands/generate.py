@@ -14,7 +14,8 @@ def generate_command(
     fix: str = typer.Option("content", "--fix", help="content: one f, N motions | motion: one z_1:T, N contents | none: both sampled."),
     n: int = typer.Option(8, "-n", "--num", min=1, max=1024, help="Number of sequences to generate."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="One grid GIF of all samples (default: generated.gif unless --out-dir)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Also write each sample as its own GIF (sample_000.gif, ...)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Also write each sample as its own GIF (sample_000.gif, ...); the folder is created if missing."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace sample files that already exist in --out-dir."),
     source: Optional[Path] = typer.Option(None, "--from", help="Take the fixed f or z_1:T from this animation instead of the prior."),
     from_latents: Optional[Path] = typer.Option(None, "--from-latents", help="Take the fixed f or z_1:T from a .npz written by `dsae encode`."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="Also write a PNG picture: one row per sample."),
@@ -34,34 +35,37 @@ def generate_command(
             raise DsaeError("give at most one of --from and --from-latents")
         if fix == "none" and (source or from_latents):
             raise DsaeError("--fix none samples everything; drop --from/--from-latents or use --fix content|motion")
-        from dsae_cli import manipulate, media
-        from dsae_cli.commands.video_common import default_output, say, setup, write_grid
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.api import load
+        from dsae_cli.commands.video_common import default_output, say, write_grid
+        from dsae_cli.io import media
+        from dsae_cli.io.files import check_output_path
 
-        if out_dir is not None and not out_dir.is_dir():
-            raise DsaeError(f"--out-dir {out_dir} does not exist; create it first (mkdir -p {out_dir})")
+        if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+            raise DsaeError(f"--out-dir {out_dir} is a file; give a folder (it is created if missing)")
         if from_latents is not None and from_latents.suffix.lower() != ".npz":
             raise DsaeError(f"--from-latents {from_latents} is not a .npz from `dsae encode`; for an animation use --from")
         inputs = tuple(p for p in (source, from_latents) if p is not None)
-        if out_dir is not None:  # sample_000.gif, ... must not replace an input
-            for i in range(n):
-                check_output_path(out_dir / f"sample_{i:03d}.gif", inputs=inputs)
+        if out_dir is not None:  # sample_000.gif, ... must not replace an input, nor earlier samples unless asked
+            existing = [out_dir / f"sample_{i:03d}.gif" for i in range(n) if (out_dir / f"sample_{i:03d}.gif").exists()]
+            for path in existing:
+                check_output_path(path, inputs=inputs)
+            if existing and not overwrite:
+                raise DsaeError(f"--out-dir {out_dir} already holds {existing[0].name}; pass --overwrite to replace it, or choose another folder")
         if output is None and out_dir is None:
             output = default_output("generated")
         if output is not None:
             output = check_output_path(output, inputs=inputs, suffixes=(".gif",))
         if grid is not None:
             check_output_path(grid, inputs=inputs, suffixes=(".png",))
-        net, dev = setup(model, device, seed)
-        if standard_prior:
-            net.use_standard_f_prior()
-        f = z = None
+        net = load(model, device=device, seed=seed)
+        clip = None
         if source is not None or from_latents is not None:
-            _, lat, note = manipulate.latents_of(source or from_latents, net, device=dev)
-            if note and source is not None:
-                say(f"note: {source}: {note}")
-            f, z = lat["f_mean"], lat["z_mean"]
-        samples = manipulate.generate(net, fix, n, f=f, z=z, seed=seed, device=dev)
+            clip = net.clip(source or from_latents)
+            if clip.note and source is not None:
+                say(f"note: {source}: {clip.note}")
+        samples = net.generate(fix, n, source=clip, seed=seed, standard_prior=standard_prior)
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         if output is not None:
             media.write_gif(output, media.grid_animation(list(samples)), fps=fps)

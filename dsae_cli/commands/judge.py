@@ -44,7 +44,7 @@ def train(
         if not parent.is_dir():
             raise DsaeError(f"folder {parent} for --out does not exist; create it first (mkdir -p {parent})")
 
-        from dsae_cli.judging import save_judge, sprites_split, train_judge
+        from dsae_cli.evaluate.judge import save_judge, sprites_split, train_judge
         from dsae_cli.runtime import resolve_device
 
         dev = resolve_device(device)

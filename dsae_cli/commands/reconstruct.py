@@ -25,9 +25,10 @@ def reconstruct_command(
     from dsae_cli.errors import cli_errors
 
     with cli_errors():
-        from dsae_cli import manipulate, media
+        from dsae_cli import manipulate
+        from dsae_cli.io import media
         from dsae_cli.commands.video_common import default_output, say, setup, write_grid
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.io.files import check_output_path
 
         output = check_output_path(output or default_output("reconstruction"), inputs=(source,), suffixes=(".gif",))
         if grid is not None:

@@ -28,28 +28,28 @@ def swap_command(
     from dsae_cli.errors import cli_errors
 
     with cli_errors():
-        from dsae_cli import manipulate, media
-        from dsae_cli.commands.video_common import default_output, say, setup, write_grid
-        from dsae_cli.fileio import check_output_path
+        from dsae_cli.api import load
+        from dsae_cli.commands.video_common import default_output, say, write_grid
+        from dsae_cli.io import media
+        from dsae_cli.io.files import check_output_path
 
         output = check_output_path(output or default_output("swap"), inputs=(content, motion), suffixes=(".gif",))
         if both:  # the second output is named after the first: it must not be an input either
             check_output_path(output.with_name(output.stem + "-ba.gif"), inputs=(content, motion), suffixes=(".gif",))
         if grid is not None:
             check_output_path(grid, inputs=(content, motion), suffixes=(".png",))
-        net, dev = setup(model, device, seed)
-        a_frames, a_lat, a_note = manipulate.latents_of(content, net, start, stride, dev)
-        b_frames, b_lat, b_note = manipulate.latents_of(motion, net, start, stride, dev)
-        for path, note in ((content, a_note), (motion, b_note)):
-            if note:
-                say(f"note: {path}: {note}")
-        ab = manipulate.swap_latents(net, a_lat, b_lat, sample=sample, seed=seed, device=dev)
+        net = load(model, device=device, seed=seed)
+        a, b = net.clip(content, start, stride), net.clip(motion, start, stride)
+        for path, clip in ((content, a), (motion, b)):
+            if clip.note:
+                say(f"note: {path}: {clip.note}")
+        ab = net.swap(a, b, sample=sample, seed=seed)
         media.write_gif(output, ab, fps=fps)
-        rows, labels = [a_frames, b_frames, ab], ["a", "b", "a+b"]
+        rows, labels = [a.frames, b.frames, ab], ["a", "b", "a+b"]
         msg = f"wrote {output} ({len(ab)} frames): content of {content.name}, motion of {motion.name}"
         if both:
             ba_path = output.with_name(output.stem + "-ba.gif")
-            ba = manipulate.swap_latents(net, b_lat, a_lat, sample=sample, seed=seed, device=dev)
+            ba = net.swap(b, a, sample=sample, seed=seed)
             media.write_gif(ba_path, ba, fps=fps)
             rows.append(ba)
             labels.append("b+a")

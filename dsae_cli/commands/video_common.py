@@ -25,7 +25,7 @@ def setup(model_path, device: str, seed: int):
 
 
 def write_grid(path: Path, rows, labels=None, scale: int = 2) -> None:
-    from dsae_cli import media
+    from dsae_cli.io import media
 
     media.write_png(path, media.upscale(media.make_grid(rows, labels=labels), scale))
 

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsae_cli import distributed
-from dsae_cli.checkpoint import load_model, save_model
-from dsae_cli.datasets import SequenceData, video_batch
+from dsae_cli.train import distributed
+from dsae_cli.checkpoint import save_model
+from dsae_cli.data.sequences import SequenceData
+from dsae_cli.train.batches import Batches
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path
+from dsae_cli.io.files import atomic_path
 
 
 LR_SCHEDULES = ("constant", "cosine", "cosine-time")
@@ -57,11 +58,8 @@ class TrainConfig:
     # continues from where the anneal was and finishes it over the new budget)
     precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16" (CUDA, or a CPU with native bf16)
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
-    warp: float = 0.0  # speech: each training sequence (with its partner, under --pair-weight) gets its frequency
+    warp: float = 0.0  # speech: each training sequence (with its partner, under pair_weight) gets its frequency
     #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
-    channel: float = 0.0  # speech: each training sequence, pair partners independently, heard through its own random
-    #   smooth channel (a log gain curve of 4 cosine terms, each up to +-channel): what the recording set-up adds
-    #   then differs within a pair while the voice does not (0: off)
     fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
     #   the training sequences (DSAE.fit_f_prior: the ELBO's M-step for p(f)'s mean and covariance)
 
@@ -71,33 +69,18 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def _partner_table(groups: np.ndarray):
-    """``partners(idx, rng)``: for each index, a random other index of the same group (itself when
-    its group has one member)."""
-    groups = np.asarray(groups)
-    by_group = np.argsort(groups, kind="stable")
-    _, start, count = np.unique(groups[by_group], return_index=True, return_counts=True)
-    rank = np.empty(len(groups), np.int64)
-    rank[by_group] = np.arange(len(groups))
-    which = np.searchsorted(start, rank, side="right") - 1  # each index's group, as a row of start/count
-
-    def partners(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        g = which[idx]
-        n = count[g]
-        offset = 1 + (rng.random(len(idx)) * np.maximum(n - 1, 1)).astype(np.int64)  # 1 .. n-1: never itself
-        local = (rank[idx] - start[g] + np.where(n > 1, offset, 0)) % n
-        return by_group[start[g] + local]
-
-    return partners
-
-
 class Trainer:
-    paired = False  # speech --pair-weight / --contrast-weight / --adversary-weight / --decorrelation-weight: batches of segment pairs (set in __init__)
-    _norm_cache = None  # speech --warp / --channel: the features' normalisation, read once from checkpoint_extra
+    """Steps, minutes, learning-rate schedules, checkpoints, resume, several processes and metrics.
+
+    Each step calls ``model(**batches.make(...), **loss_kwargs(step))``, a dict of losses with ``loss``;
+    validation calls ``model.loss(**batches.plain(x), **val_kwargs)``. ``callbacks`` get
+    ``on_preview(trainer, history)`` every ``preview_every`` steps and at the end.
+    """
 
     def __init__(
         self, model, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, run_dir: Path, log=None,
-        dist: distributed.DistInfo = distributed.SINGLE,
+        dist: distributed.DistInfo = distributed.SINGLE, batches=None, loss_kwargs=None, val_kwargs: dict | None = None,
+        callbacks=(),
     ):  # fmt: skip
         self.dist = dist  # under torchrun: this process's rank; rank 0 alone writes files and logs
         self.device = distributed.local_device(cfg.device, dist)
@@ -131,25 +114,21 @@ class Trainer:
             # each process draws its own posterior noise; the weights are the same (DDP broadcasts rank 0's)
             if dist.rank > 0:
                 torch.manual_seed(rank_seed(cfg.seed, 0, dist.rank))
-        self.paired = model.config.paired
-        if self.paired:
-            if "utterance" not in data.labels:
-                raise DsaeError("--pair-weight, --contrast-weight, --adversary-weight and --decorrelation-weight need training data made of recordings (speech:DIR), whose segments they pair")
-            self._partners = _partner_table(data.labels["utterance"])
-            self._recording = np.unique(np.asarray(data.labels["utterance"]), return_inverse=True)[1].reshape(-1)
+        self.batches = batches if batches is not None else Batches(data)
+        self.loss_kwargs = loss_kwargs or (lambda step: {})
+        self.val_kwargs = dict(val_kwargs or {})
+        self.callbacks = list(callbacks)
         self.train_model = self._wrap_for_training()
 
     # ------------------------------------------------------------------ data order
     def _new_order(self) -> np.ndarray:
         return torch.randperm(len(self.data), generator=self.order_gen).numpy()
 
-    def next_batch(self) -> torch.Tensor:
-        """The next batch of the seeded order. Under torchrun every process walks the same order and
-        takes every N-th sequence of each global batch (rank r: positions r, r + N, ...)."""
+    def next_batch(self) -> dict:
+        """The next batch of the seeded order, as keyword arguments of the model's forward pass. Under
+        torchrun every process walks the same order and takes every N-th index of each global batch."""
         world = self.dist.world_size
-        bs = min(self.cfg.batch_size, len(self.data))
-        if self.paired:  # half the batch from the order, half their partners
-            bs //= 2
+        bs = min(self.cfg.batch_size, len(self.data)) // self.batches.per_index  # e.g. pairs: half from the order
         bs -= bs % world  # equal shares, so every process takes the same number of steps
         if self.position + bs > len(self.order):
             self.epoch += 1
@@ -159,53 +138,7 @@ class Trainer:
         self.position += bs
         if world > 1:
             idx = idx[self.dist.rank :: world]
-        if self.paired:  # [a_1..a_n, b_1..b_n]: b_k another segment of a_k's utterance, drawn per step (resumes alike)
-            rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank])
-            idx = np.concatenate([idx, self._partners(idx, rng)])
-            self.batch_groups = torch.from_numpy(self._recording[idx]).to(self.device)
-        x = self.data.x[idx]
-        if self.cfg.warp > 0 and self.data.modality == "speech":
-            x = self.warp_voices(x)
-        if self.cfg.channel > 0 and self.data.modality == "speech":
-            x = self.vary_channels(x)
-        return self.to_batch(x)
-
-    def warp_voices(self, x: np.ndarray) -> np.ndarray:
-        """--warp: stretch each sequence's frequency axis by a factor drawn per step (a pair shares one),
-        on the raw log-spectrum (the stored features are normalised per bin)."""
-        from dsae_cli import audio
-
-        norm = self._feature_norm()
-        rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank, 1])
-        n = len(x) // 2 if self.paired else len(x)
-        alpha = np.exp(rng.uniform(-1.0, 1.0, n) * math.log1p(self.cfg.warp))
-        if self.paired:
-            alpha = np.concatenate([alpha, alpha])
-        return norm.apply(audio.warp_frequency(norm.invert(x), alpha))
-
-    def vary_channels(self, x: np.ndarray) -> np.ndarray:
-        """--channel: add each sequence's own random channel response (pair partners draw apart) to its
-        raw log-spectrum; on the per-bin normalised features that is a gain curve divided by each bin's scale."""
-        from dsae_cli import audio
-
-        norm = self._feature_norm()
-        rng = np.random.default_rng([self.cfg.seed, self.step, self.dist.rank, 2])
-        g = audio.channel_gains(len(x), x.shape[-1], self.cfg.channel, rng)
-        return (x + (g / norm.std)[:, None, :]).astype(np.float32)
-
-    def _feature_norm(self):
-        from dsae_cli import audio
-
-        if self._norm_cache is None:
-            self._norm_cache = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
-        return self._norm_cache
-
-    def to_batch(self, x: np.ndarray) -> torch.Tensor:
-        pin = self.device.startswith("cuda")  # page-locked host memory: the copy to the GPU runs asynchronously
-        if self.data.modality == "video":
-            return video_batch(x, self.device, pin_memory=pin)
-        t = torch.from_numpy(np.ascontiguousarray(x))
-        return (t.pin_memory() if pin else t).to(self.device, non_blocking=pin)
+        return self.batches.make(idx, self.step, self.dist.rank, self.device)
 
     # ------------------------------------------------------------------ state
     def rng_state(self) -> dict:
@@ -269,11 +202,6 @@ class Trainer:
             torch.save(state, tmp)
 
     # ------------------------------------------------------------------ one step
-    def kl_weights(self) -> tuple[float, float]:
-        mc = self.model.config
-        ramp = 1.0 if self.cfg.kl_warmup <= 0 else min(1.0, (self.step + 1) / self.cfg.kl_warmup)
-        return mc.beta_f * ramp, mc.beta_z * ramp
-
     def lr_at(self, step: int) -> float:
         """The rate for the step after `step` steps. cosine-time also counts the wall clock of this
         session (rank 0's under torchrun, so every process takes the same rate)."""
@@ -296,16 +224,13 @@ class Trainer:
 
     def train_step(self) -> dict | None:
         self.model.train()
-        x = self.next_batch()
-        beta_f, beta_z = self.kl_weights()
+        batch = self.next_batch()
         self.current_lr = self.lr_at(self.step)
         for group in self.opt.param_groups:  # set every step: the schedule is a function of the step (and, cosine-time, the clock)
             group["lr"] = self.current_lr
         amp = torch.autocast(torch.device(self.device).type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         with amp:
-            groups = self.batch_groups if self.paired else None
-            hide_z = self.step < self.cfg.static_first
-            out = self.train_model(x, beta_f=beta_f, beta_z=beta_z, paired=self.paired, groups=groups, hide_z=hide_z)
+            out = self.train_model(**batch, **self.loss_kwargs(self.step))
         keys = list(out)
         values = torch.stack([out[k].detach().float() for k in keys])
         if self.dist.enabled:  # the mean over all processes; non-finite if any process's is
@@ -366,8 +291,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[torch.cuda.current_device()] if self.device.startswith("cuda") else []):
             torch.manual_seed(12345)
             for i in range(0, len(self.val), 256):
-                x = self.to_batch(self.val.x[i : i + 256])
-                out = self.model.loss(x, beta_f=1.0, beta_z=1.0)  # the ELBO itself, whatever the schedule
+                x = self.val.x[i : i + 256]
+                out = self.model.loss(**self.batches.plain(x, self.device), **self.val_kwargs)
                 total += float(out["loss"]) * len(x)
                 n += len(x)
         return total / n
@@ -436,7 +361,7 @@ class Trainer:
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self.save_checkpoint()
                     if main and cfg.preview_every and self.step % cfg.preview_every == 0:
-                        self.write_previews(history)
+                        self.preview(history)
                     if progress is not None:
                         progress(self.step, out, rate)
             # final pass: validation, best model, checkpoint, pictures
@@ -447,71 +372,20 @@ class Trainer:
                     save_model(self.model, self.run_dir / "best", extra={**self.checkpoint_extra, "step": self.step, "val_loss": val})
             self.save_checkpoint()
             if main and cfg.preview_every:
-                self.write_previews(history)
+                self.preview(history)
         finally:
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
         return {"step": self.step, "last": last, "best_val": self.best_val, "elapsed_s": self.elapsed, "interrupted": self.stop_requested}
 
-    def write_previews(self, history: list[dict]) -> None:
-        try:
-            from dsae_cli.plots import plot_loss_curves
-
-            plot_loss_curves(self.run_dir / "loss.png", history)
-            if self.data.modality == "video":
-                self.write_video_preview(self.run_dir / "preview.gif")
-            else:
-                self.write_speech_preview(self.run_dir / "preview.png")
-        except DsaeError:
-            raise
-        except Exception as err:  # pictures are a courtesy; a failure must not stop training
-            self.log(f"warning: could not write previews ({type(err).__name__}: {err})")
-
-    @torch.no_grad()
-    def write_video_preview(self, path: Path) -> None:
-        """Rows: originals, reconstructions, and each row's content with the next row's motion."""
-        from dsae_cli import media
-
-        src = self.val if self.val is not None and len(self.val) >= 2 else self.data
-        # one sequence from each of several groups (characters), at different offsets within the
-        # group (different motions for Sprites), so the swap row mixes different looks and moves
-        groups, firsts, counts = np.unique(src.groups, return_index=True, return_counts=True)
-        pick = [int(f + (4 * i) % c) for i, (f, c) in enumerate(zip(firsts[:6], counts[:6]))]
-        if len(pick) < 2:
-            pick = list(range(min(6, len(src))))
-        n = len(pick)
-        x = self.to_batch(src.x[pick])
-        self.model.eval()
-        recon = self.model.reconstruct(x)
-        swapped = self.model.swap(x, x.roll(1, dims=0))
-        seqs = [to_uint8_frames(t) for t in (x, recon, swapped)]
-        rows = [seq[i] for seq in seqs for i in range(n)]
-        media.write_gif(path, media.grid_animation(rows, cols=n), fps=8)
-
-
-    @torch.no_grad()
-    def write_speech_preview(self, path: Path) -> None:
-        """Spectrograms of segments of different speakers: originals, reconstructions, and each
-        segment's speaker (f) saying the previous segment's content (z), side by side."""
-        from dsae_cli import audio, media
-
-        src = self.val if self.val is not None and len(np.unique(self.val.groups)) >= 2 else self.data
-        _, firsts, counts = np.unique(src.groups, return_index=True, return_counts=True)
-        # a segment from the middle of each of six speakers (first segments are often near-silent)
-        pick = (firsts + counts // 2)[:6].tolist() if len(firsts) >= 2 else list(range(min(6, len(src))))
-        x = self.to_batch(src.x[pick])
-        self.model.eval()
-        rows = [x, self.model.reconstruct(x), self.model.swap(x, x.roll(1, dims=0))]
-        spec = audio.SpectrogramConfig.from_dict(self.checkpoint_extra["spectrogram"])
-        norm = audio.Normalisation.from_dict(self.checkpoint_extra["normalisation"])
-        panels = [norm.invert(t[i].cpu().numpy()) for t in rows for i in range(len(pick))]
-        labels = [f"{name} {i + 1}" for name in ("orig", "recon", "swap") for i in range(len(pick))]
-        media.write_png(path, audio.spectrogram_picture(panels, labels, spec, scale=3))
-
-
-def to_uint8_frames(x: torch.Tensor) -> np.ndarray:
-    """float (B, T, C, H, W) in [0, 1] -> uint8 (B, T, H, W, C)."""
-    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+    def preview(self, history: list[dict]) -> None:
+        for callback in self.callbacks:
+            try:
+                callback.on_preview(self, history)
+            except DsaeError:
+                raise
+            except Exception as err:  # pictures are a courtesy; a failure must not stop training
+                self.log(f"warning: could not write previews ({type(err).__name__}: {err})")
 
 
 def cpu_has_bf16() -> bool:
@@ -588,25 +462,3 @@ def check_run_folder(run_dir: Path) -> None:
             ok = False
         if not ok:
             raise DsaeError(f"{run_dir}/{name} is missing or damaged, so the run cannot be resumed; start a new run with --out")
-
-
-def resume_trainer(
-    run_dir: Path, data: SequenceData, val: SequenceData | None, cfg: TrainConfig, log=None,
-    dist: distributed.DistInfo = distributed.SINGLE,
-) -> Trainer:  # fmt: skip
-    run_dir = Path(run_dir)
-    if not (run_dir / "state.pt").is_file():
-        raise DsaeError(f"{run_dir} has no state.pt to resume from; start a new run with `dsae train --out DIR`")
-    model = load_model(run_dir, device="cpu")  # the Trainer moves it to this process's device
-    try:
-        state = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
-    if model.config.f_prior == "fitted" and "f_prior_loc" not in state.get("model", {}):
-        model.use_standard_f_prior()  # p(f) was fitted after the run stopped; training goes on with its own prior
-    trainer = Trainer(model, data, val, cfg, run_dir, log, dist)
-    try:
-        trainer.load_state_dict(state)
-    except Exception as err:
-        raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
-    return trainer

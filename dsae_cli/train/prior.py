@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dsae_cli.checkpoint import load_model, save_model
-from dsae_cli.datasets import SequenceData, video_batch
+from dsae_cli.data.sequences import SequenceData, video_batch
 from dsae_cli.errors import DsaeError
 
 
@@ -39,8 +39,8 @@ def fit_f_prior(model, data: SequenceData, batch_size: int = 256, device: str = 
 def training_subset(data_spec: str, model, val_fraction: float = 0.05, seed: int = 0) -> SequenceData:
     """The training split (validation share held out, as ``dsae train`` does with its defaults) of
     ``data_spec`` in the form ``model`` reads it (speech: the checkpoint's own normalisation)."""
-    from dsae_cli.datasets import load_training_data, validation_split
-    from dsae_cli.speech_data import parse_speech_spec, prepare_speech_training
+    from dsae_cli.data.sequences import load_training_data, validation_split
+    from dsae_cli.data.speech import parse_speech_spec, prepare_speech_training
 
     cfg = model.config
     folder, modality = parse_speech_spec(data_spec, None)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path
+from dsae_cli.io.files import atomic_path
 from dsae_cli.train.recipes import LOSS_WEIGHTS, Recipe, apply_overrides, default_recipe, load_recipe, scale_minutes, stage_plans
 
 RECIPE_FILE = "recipe.json"

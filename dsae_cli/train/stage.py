@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dsae_cli import distributed
+from dsae_cli.train import distributed
 from dsae_cli.checkpoint import load_model
 from dsae_cli.errors import DsaeError
-from dsae_cli.train.loop import LR_SCHEDULES, TrainConfig, Trainer, autocast_dtype, check_run_folder, resume_trainer, save_train_config
+from dsae_cli.train.loop import LR_SCHEDULES, TrainConfig, Trainer, autocast_dtype, check_run_folder, save_train_config
 from dsae_cli.train.recipes import LOSS_WEIGHTS
 
 
@@ -33,9 +33,9 @@ def run_stage(
     loop's summary. ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback."""
     from models import DSAE, DSAEConfig
 
-    from dsae_cli.datasets import load_training_data, validation_split
+    from dsae_cli.data.sequences import load_training_data, validation_split
     from dsae_cli.runtime import keep_freed_memory, resolve_device, seed_everything
-    from dsae_cli.speech_data import parse_speech_spec, prepare_speech_training
+    from dsae_cli.data.speech import parse_speech_spec, prepare_speech_training
     from dsae_cli.train.prior import refit_saved_f_prior
 
     run_dir = Path(run_dir)
@@ -109,8 +109,9 @@ def run_stage(
             f"data: {data.source}: {len(train_data)} training sequences, {len(val_idx)} held out for validation "
             f"({len(np.unique(data.groups[val_idx])) if len(val_idx) else 0} groups)"
         )
+    parts = dsae_parts(model_cfg, cfg, train_data, checkpoint_extra)
     if resume:
-        trainer = resume_trainer(run_dir, train_data, val_data, cfg, log, dist=dist)
+        trainer = resume_trainer(run_dir, train_data, val_data, cfg, log, dist, parts)
         log(f"resuming {run_dir} at step {trainer.step}")
     else:
         if dist.is_main:
@@ -121,7 +122,7 @@ def run_stage(
             net.load_state_dict(init_model.state_dict())
             extra["init_from"] = {"path": str(init_from), "model_id": init_model.model_id, "step": init_model.checkpoint_meta.get("step")}
             log(f"starting from the weights of {init_from} (model {init_model.model_id})")
-        trainer = Trainer(net, train_data, val_data, cfg, run_dir, log, dist=dist)
+        trainer = Trainer(net, train_data, val_data, cfg, run_dir, log, dist=dist, **parts)
         extra["autocast"] = "bf16" if trainer.amp_dtype is not None else "fp32"  # what --precision resolved to
         if dist.is_main:
             save_train_config(run_dir, cfg, extra)
@@ -150,3 +151,46 @@ def run_stage(
     summary["run_dir"] = str(run_dir)
     summary["rank"] = dist.rank  # callers print the summary on rank 0 only
     return summary
+
+
+def dsae_parts(model_cfg, cfg: TrainConfig, train_data, checkpoint_extra: dict) -> dict:
+    """What the loop needs to train a DSAE: its batches, the loss options of each step (the KL
+    warm-up and the static phase), validation on the ELBO itself, and the previews."""
+    from dsae_cli.train.batches import Batches
+    from dsae_cli.train.previews import Preview
+
+    if model_cfg.modality == "speech":
+        from dsae_cli.data.speech import SpeechBatches
+        from dsae_cli.io.audio import Normalisation
+
+        norm = Normalisation.from_dict(checkpoint_extra["normalisation"])
+        batches = SpeechBatches(train_data, norm, paired=model_cfg.paired, warp=cfg.warp, seed=cfg.seed)
+    else:
+        batches = Batches(train_data)
+
+    def loss_kwargs(step: int) -> dict:
+        ramp = 1.0 if cfg.kl_warmup <= 0 else min(1.0, (step + 1) / cfg.kl_warmup)
+        return {"beta_f": model_cfg.beta_f * ramp, "beta_z": model_cfg.beta_z * ramp, "hide_z": step < cfg.static_first}
+
+    return {"batches": batches, "loss_kwargs": loss_kwargs, "val_kwargs": {"beta_f": 1.0, "beta_z": 1.0}, "callbacks": [Preview()]}
+
+
+def resume_trainer(run_dir: Path, data, val, cfg: TrainConfig, log, dist, parts: dict) -> Trainer:
+    import torch
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "state.pt").is_file():
+        raise DsaeError(f"{run_dir} has no state.pt to resume from; start a new run with `dsae train --out DIR`")
+    model = load_model(run_dir, device="cpu")  # the Trainer moves it to this process's device
+    try:
+        state = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
+    if model.config.f_prior == "fitted" and "f_prior_loc" not in state.get("model", {}):
+        model.use_standard_f_prior()  # p(f) was fitted after the run stopped; training goes on with its own prior
+    trainer = Trainer(model, data, val, cfg, run_dir, log, dist, **parts)
+    try:
+        trainer.load_state_dict(state)
+    except Exception as err:
+        raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
+    return trainer

@@ -138,7 +138,7 @@ REBUILD_HINT = "rebuild it with `dsae data sprites -o FILE.npz`"
 
 def assets_dir() -> Path:
     """The folder of the embedded LPC layer PNGs (see its README.md for source and licence)."""
-    return Path(__file__).parent / "assets" / "lpc"
+    return Path(__file__).parent.parent / "assets" / "lpc"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def build_sprites(progress: Optional[Callable[[int], None]] = None) -> dict:
 
 def write_sprites_npz(path: str | Path, data: dict) -> Path:
     """Write ``data`` (as built by :func:`build_sprites`) to a compressed ``.npz``, atomically."""
-    from dsae_cli.fileio import atomic_path
+    from dsae_cli.io.files import atomic_path
 
     path = Path(path)
     arrays = {key: np.asarray(data[key]) for key in DATA_KEYS}
@@ -397,7 +397,7 @@ def write_sprites_gifs(directory: str | Path, data: dict, progress: Optional[Cal
     """
     import imageio.v3 as iio
 
-    from dsae_cli.fileio import atomic_path
+    from dsae_cli.io.files import atomic_path
 
     directory = Path(directory)
     x = data["x"]

@@ -84,8 +84,8 @@ def evaluate_speaker_verification(model, folder: str | Path, device: str = "cpu"
     ``progress(done, total)`` is called after each utterance. Unreadable, silent and too-short
     files are skipped and counted.
     """
-    from dsae_cli.audio import read_audio
-    from dsae_cli.speech_data import scan_corpus
+    from dsae_cli.io.audio import read_audio
+    from dsae_cli.data.speech import scan_corpus
     from dsae_cli.voice import SpeechCodec
 
     codec = SpeechCodec.of(model, device)

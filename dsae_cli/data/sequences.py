@@ -39,7 +39,7 @@ class SequenceData:
 
 def sprites_arrays(progress=None) -> dict:
     """The full Sprites set (train and test), built from the embedded layers (a few seconds)."""
-    from dsae_cli import sprites
+    from dsae_cli.data import sprites
 
     return sprites.build_sprites(progress=progress)
 
@@ -51,14 +51,14 @@ def _sprites_split(arrays: dict, split: str) -> SequenceData:
 
 
 def load_sprites(split: str = "train", npz: Path | None = None, progress=None) -> SequenceData:
-    from dsae_cli import sprites
+    from dsae_cli.data import sprites
 
     arrays = sprites.load_sprites_npz(npz) if npz is not None else sprites_arrays(progress)
     return _sprites_split(arrays, split)
 
 
 def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceData:
-    from dsae_cli import media
+    from dsae_cli.io import media
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     if not files:
@@ -118,3 +118,10 @@ def video_batch(x_uint8: np.ndarray, device: str = "cpu", pin_memory: bool = Fal
     t = torch.from_numpy(np.ascontiguousarray(x_uint8))
     t = (t.pin_memory() if pin_memory else t).to(device, non_blocking=True)
     return t.permute(0, 1, 4, 2, 3).float().div_(255.0)
+
+
+def to_uint8_frames(x) -> np.ndarray:
+    """The inverse of :func:`video_batch`: float (B, T, C, H, W) in [0, 1] -> uint8 (B, T, H, W, C)."""
+    import torch
+
+    return (x.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()

@@ -275,7 +275,7 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
     """
     import torch
 
-    from dsae_cli.datasets import video_batch
+    from dsae_cli.data.sequences import video_batch
 
     labels = _prepare(model, judge, data, repeats)
     fitted = model.config.f_prior == "fitted"
@@ -440,7 +440,7 @@ def markdown_report(r: dict) -> str:
 
 
 def class_names() -> dict[str, tuple[str, ...]]:
-    from dsae_cli import sprites
+    from dsae_cli.data import sprites
 
     return {"action": sprites.ACTION_NAMES, **{a: sprites.LOOKS[a] for a in ATTRIBUTES}}
 
@@ -465,7 +465,7 @@ def probability_chart(curves: np.ndarray, title: str, size=(720, 240)):
     """A PIL image: one line per row of ``curves`` (N, T) against t = 1..T, y fixed to [0, 1]."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from dsae_cli.plots import COLOURS
+    from dsae_cli.io.plots import COLOURS
 
     W, H = size
     left, right, top, bottom = 50, 20, 26, 40
@@ -507,7 +507,7 @@ def trajectory_plots(model, judge, out_dir: Path, n: int = 8, seed: int = 0, dev
     import torch
     from PIL import Image
 
-    from dsae_cli import media
+    from dsae_cli.io import media
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -561,7 +561,7 @@ def evaluate_prediction(model, judge, data, context: int = 4, repeats: int = 3, 
     """
     import torch
 
-    from dsae_cli.datasets import video_batch
+    from dsae_cli.data.sequences import video_batch
 
     T = data.x.shape[1]
     if not 1 <= context < T:

@@ -20,13 +20,12 @@ import numpy as np
 
 from dsae_cli import __version__
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path
 
 FORMAT = "dsae-judge"
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-DEFAULT_JUDGE = Path(__file__).parent / "pretrained" / "judge"
+DEFAULT_JUDGE = Path(__file__).parent.parent / "pretrained" / "judge"
 
 
 # --------------------------------------------------------------------------------------------
@@ -40,8 +39,8 @@ def sprites_split(split: str, limit: int | None = None, progress=None):
     costs a quarter of the full build and memory. ``limit`` keeps the first N sequences (for tests
     and smoke runs) and renders only the characters they need.
     """
-    from dsae_cli import sprites
-    from dsae_cli.datasets import SequenceData, held_out_groups
+    from dsae_cli.data import sprites
+    from dsae_cli.data.sequences import SequenceData, held_out_groups
 
     if split not in ("train", "val", "test"):
         raise DsaeError(f"unknown Sprites split {split!r}; use train, val or test")
@@ -65,13 +64,12 @@ def sprites_split(split: str, limit: int | None = None, progress=None):
 
 
 def save_judge(judge, path: str | Path, extra: dict | None = None) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` into the folder ``path`` (created if missing)."""
-    from safetensors.torch import save_file
+    """Write ``config.json`` + ``model.safetensors`` into the folder ``path`` (replaced as a whole)."""
+    from dsae_cli.checkpoint import write_checkpoint
 
     path = Path(path)
     if path.suffix == ".safetensors" or (path.exists() and not path.is_dir()):
         raise DsaeError(f"a judge is saved as a folder; {path} is a file name, give a folder such as runs/judge")
-    path.mkdir(parents=True, exist_ok=True)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -81,20 +79,12 @@ def save_judge(judge, path: str | Path, extra: dict | None = None) -> Path:
         "config": judge.config.to_dict(),
     }
     meta.update(extra or {})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
-    with atomic_path(path / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp))
-    with atomic_path(path / CONFIG_NAME) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return write_checkpoint(judge.state_dict(), meta, path)
 
 
 def load_judge(path: str | Path | None = None, device: str = "cpu"):
     """Rebuild a judge from its folder (default: the embedded one), in eval mode, on ``device``."""
-    import torch
-    from safetensors.torch import load_file
-
-    from dsae_cli.checkpoint import model_id
+    from dsae_cli.checkpoint import check_weights, read_checkpoint
     from models.judge import Judge, JudgeConfig
 
     if path is None:
@@ -108,41 +98,18 @@ def load_judge(path: str | Path | None = None, device: str = "cpu"):
         raise DsaeError(f"judge {path} not found; pass a folder written by `dsae judge train` with --judge")
     if not path.is_dir():
         raise DsaeError(f"judge {path} is a file; a judge is a folder (config.json + model.safetensors) written by `dsae judge train`")
-    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
-    if not cfg_file.is_file() or not weights.is_file():
-        raise DsaeError(f"{path} is not a judge (it needs {CONFIG_NAME} and {WEIGHTS_NAME}); pass a folder written by `dsae judge train`")
-    try:
-        meta = json.loads(cfg_file.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DsaeError(f"{cfg_file} is damaged ({err}); retrain the judge with `dsae judge train`") from None
-    kind = meta.get("format") if isinstance(meta, dict) else None
-    if kind == "dsae-checkpoint":
-        raise DsaeError(f"{path} is a DSAE model, not a judge; pass it with --model and a judge folder (from `dsae judge train`) with --judge")
-    if kind != FORMAT:
-        raise DsaeError(f"{path} is not a judge (format {kind!r}); pass a folder written by `dsae judge train`")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise DsaeError(
-            f"{path} has judge format version {meta.get('format_version')}, this dsae {__version__} reads version "
-            f"{FORMAT_VERSION}; upgrade dsae or retrain the judge"
-        )
+    meta, state = read_checkpoint(path, FORMAT, "judge")
+    ident = meta.pop("_id")
     try:
         config = JudgeConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as err:
         raise DsaeError(f"{path} has an unusable judge config ({err}); retrain the judge") from None
-    try:
-        state = load_file(str(weights))
-    except Exception as err:  # safetensors raises its own error types for junk files
-        raise DsaeError(f"{weights} is damaged ({err}); retrain the judge") from None
     judge = Judge(config)
-    expected = judge.state_dict()
-    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-        raise DsaeError(f"{path} does not match its judge config; the judge is damaged or from another program")
-    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise DsaeError(f"{path} holds non-finite weights; the judge is damaged")
+    check_weights(path, judge, state, "judge")
     judge.load_state_dict(state)
     judge.eval()
     judge.checkpoint_meta = meta
-    judge.judge_id = model_id(weights)
+    judge.judge_id = ident
     return judge.to(device)
 
 
@@ -154,7 +121,7 @@ def judge_probabilities(judge, x_uint8: np.ndarray, batch_size: int = 256, devic
     """The judge's class probabilities ``{head: (N, K)}`` for uint8 sequences (N, T, H, W, C), in batches."""
     import torch
 
-    from dsae_cli.datasets import video_batch
+    from dsae_cli.data.sequences import video_batch
 
     out: dict[str, list] = {}
     judge.eval()
@@ -197,7 +164,7 @@ def train_judge(
     """
     import torch
 
-    from dsae_cli.datasets import video_batch
+    from dsae_cli.data.sequences import video_batch
     from dsae_cli.runtime import seed_everything
     from models.judge import HEADS, Judge
 

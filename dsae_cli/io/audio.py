@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path, check_output_path
+from dsae_cli.io.files import atomic_path, check_output_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au", ".mp3", ".opus")
 WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}

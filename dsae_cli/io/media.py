@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence, UnidentifiedImageError
 
 from dsae_cli.errors import DsaeError
-from dsae_cli.fileio import atomic_path, check_output_path
+from dsae_cli.io.files import atomic_path, check_output_path
 
 __all__ = [
     "FRAME_SUFFIXES",

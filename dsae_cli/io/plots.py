@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsae_cli.fileio import atomic_path
+from dsae_cli.io.files import atomic_path
 
 COLOURS = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

@@ -8,7 +8,7 @@ Layouts (the speaker is read from the tree):
   any           <speaker>/*.wav (any depth; the folder holding the file names the speaker)
 
 Sequences are the non-overlapping T-frame segments of each utterance's log-spectrogram (quiet
-segments left out, see :func:`dsae_cli.audio.speech_segments`). Validation holds out whole
+segments left out, see :func:`dsae_cli.io.audio.speech_segments`). Validation holds out whole
 *utterances*; the per-bin normalisation is fitted on the training utterances only and stored in
 the checkpoint so that conversion and evaluation see the same features.
 """
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dsae_cli.audio import AUDIO_SUFFIXES, Normalisation, SpectrogramConfig, read_audio, speech_segments
-from dsae_cli.datasets import SequenceData
+from dsae_cli.io.audio import AUDIO_SUFFIXES, Normalisation, SpectrogramConfig, read_audio, speech_segments
+from dsae_cli.data.sequences import SequenceData
+from dsae_cli.train.batches import Batches
 from dsae_cli.errors import DsaeError
 
 LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
@@ -108,11 +109,9 @@ def utterance_split(data: SequenceData, fraction: float = 0.05, seed: int = 0) -
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def parse_speech_spec(spec: str | None, modality: str | None) -> tuple[str | None, str | None]:
+def parse_speech_spec(spec: str | None, modality: str | None = None) -> tuple[str | None, str | None]:
     """``speech:DIR`` -> (DIR, "speech"); other specs keep the given modality (None: decide later)."""
     if spec is not None and spec.startswith("speech:"):
-        if modality not in (None, "speech"):
-            raise DsaeError(f"--data {spec} is speech but --modality is {modality}")
         return spec[len("speech:") :], "speech"
     return spec, modality
 
@@ -147,3 +146,64 @@ def prepare_speech_training(
     meta = {"spectrogram": cfg.to_dict(), "normalisation": norm.to_dict(), "speakers": len(speakers)}
     n_val_utts = len(np.unique(data.labels["utterance"][val_idx]))
     return data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None), meta, n_val_utts
+
+
+def partner_table(groups: np.ndarray):
+    """``partners(idx, rng)``: for each index, a random other index of the same group (itself when
+    its group has one member)."""
+    groups = np.asarray(groups)
+    by_group = np.argsort(groups, kind="stable")
+    _, start, count = np.unique(groups[by_group], return_index=True, return_counts=True)
+    rank = np.empty(len(groups), np.int64)
+    rank[by_group] = np.arange(len(groups))
+    which = np.searchsorted(start, rank, side="right") - 1  # each index's group, as a row of start/count
+
+    def partners(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        g = which[idx]
+        n = count[g]
+        offset = 1 + (rng.random(len(idx)) * np.maximum(n - 1, 1)).astype(np.int64)  # 1 .. n-1: never itself
+        local = (rank[idx] - start[g] + np.where(n > 1, offset, 0)) % n
+        return by_group[start[g] + local]
+
+    return partners
+
+
+class SpeechBatches(Batches):
+    """Training batches of speech segments: with ``paired``, half the batch from the order and half
+    their partners (another segment of the same utterance, drawn per step, so resumes draw alike), as
+    ``{"x", "paired": True, "groups"}``; with ``warp`` > 0, each sequence's frequency axis stretched by a
+    factor drawn per step in [1/(1+warp), 1+warp] (a pair shares one: the same new voice)."""
+
+    def __init__(self, data: SequenceData, norm: Normalisation, paired: bool = False, warp: float = 0.0, seed: int = 0):
+        super().__init__(data)
+        self.norm, self.paired, self.warp, self.seed = norm, paired, warp, seed
+        self.per_index = 2 if paired else 1
+        if paired:
+            if "utterance" not in data.labels:
+                raise DsaeError("model.pair_weight and model.contrast_weight need training data made of recordings (speech:DIR), whose segments they pair")
+            self.partners = partner_table(data.labels["utterance"])
+            self.recording = np.unique(np.asarray(data.labels["utterance"]), return_inverse=True)[1].reshape(-1)
+
+    def make(self, idx: np.ndarray, step: int, rank: int, device: str) -> dict:
+        import torch
+
+        extra = {}
+        if self.paired:  # [a_1..a_n, b_1..b_n]: b_k another segment of a_k's utterance
+            rng = np.random.default_rng([self.seed, step, rank])
+            idx = np.concatenate([idx, self.partners(idx, rng)])
+            extra = {"paired": True, "groups": torch.from_numpy(self.recording[idx]).to(device)}
+        x = self.data.x[idx]
+        if self.warp > 0:
+            x = self.warp_voices(x, step, rank)
+        return {**self.plain(x, device), **extra}
+
+    def warp_voices(self, x: np.ndarray, step: int, rank: int) -> np.ndarray:
+        """Stretch on the raw log-spectrum (the stored features are normalised per bin)."""
+        from dsae_cli.io import audio
+
+        rng = np.random.default_rng([self.seed, step, rank, 1])
+        n = len(x) // 2 if self.paired else len(x)
+        alpha = np.exp(rng.uniform(-1.0, 1.0, n) * np.log1p(self.warp))
+        if self.paired:
+            alpha = np.concatenate([alpha, alpha])
+        return self.norm.apply(audio.warp_frequency(self.norm.invert(x), alpha))

@@ -1,0 +1,1 @@
+"""Evaluation: the judge classifier, the Sprites metrics of the papers, speaker verification."""

@@ -1,0 +1,1 @@
+"""Reading and writing: video and pictures (media), audio, files written atomically, plots."""
