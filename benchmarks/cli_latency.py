@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/cli_latency.py [--repeats 5] [--json]
 Prints the median wall time of each over the repeats (fresh processes, same machine, same run)
-and their ratio. Target (issue 4): swap at most 1.5x the bare torch import.
+and their ratio. Target: swap at most 1.5x the bare torch import.
 """
 
 from __future__ import annotations

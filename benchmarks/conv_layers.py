@@ -1,27 +1,28 @@
-"""Where the default preset's training time goes: each conv layer of its frame codec, timed alone.
+"""Where a Sprites model's training time goes: each conv layer of its frame codec, timed alone.
 
-Run:  python benchmarks/conv_layers.py [--frames 256] [--repeats 10] [--system-malloc] [--json]
+Run:  python benchmarks/conv_layers.py [--recipe sprites] [--frames 256] [--repeats 10] [--system-malloc] [--json]
 
 Like `dsae train`, it has malloc keep freed memory for reuse (`--system-malloc`: not), so no call pays
 for faulting in the pages of its output.
 
 For every 4x4 stride-2 convolution of the f encoder and every 4x4 stride-2 transposed convolution of
-the decoder (the `default` preset's widths, one batch of 32 sequences x 8 frames = 256 frames), prints
-the median time of a forward + backward pass with PyTorch's own kernels (oneDNN on CPU, channels-last,
-as the model runs them) and of two exact rewrites of the same layer (same weights, same outputs):
+the decoder (the widths of the recipe's model, default `sprites`; one batch of 32 sequences x 8 frames
+= 256 frames), prints the median time of a forward + backward pass with PyTorch's own kernels (oneDNN
+on CPU, channels-last, as the model runs them) and of two exact rewrites of the same layer (same
+weights, same outputs):
 
 - transposed convs: ``phase``, four 2x2 convolutions (one per output phase) interleaved, and
   ``gemm``, one matmul to the 16 kernel taps followed by ``F.fold`` (col2im);
 - convs: ``s2d``, space-to-depth (2x2 pixel unshuffle) then a 2x2 stride-1 convolution, and
   ``gemm``, ``F.unfold`` (im2col) then one matmul.
 
-The decoder's last layer draws what the preset's likelihood needs: 3 colours, or for the mixture K
+The decoder's last layer draws what the model's likelihood needs: 3 colours, or for the mixture K
 colours and K weights (12 maps for K = 3).
 
 Also the layer's FLOP/s (2 x multiply-adds; backward counted as the weight and input gradients the
 model needs: none for the first layer's input), the machine's fp32 matmul peak, and the ceiling these
 eight layers put on the model FLOP utilisation of ``train_throughput.py``: the MFU of a training step
-that took exactly their time (the preset's whole forward + backward FLOPs for that many frames, over
+that took exactly their time (the model's whole forward + backward FLOPs for that many frames, over
 their summed time, over the peak), i.e. with everything else in the step (z's encoder, the LSTMs,
 FiLM, activations, the loss, Adam) free.
 """
@@ -39,9 +40,9 @@ import torch.nn.functional as F
 
 from dsae_cli.data.sequences import video_batch
 from dsae_cli.runtime import keep_freed_memory
-from models import DSAE, DSAEConfig, PRESETS
+from models import DSAE, DSAEConfig
 from models.frames import decoder_out_channels
-from train_throughput import count_flops_per_seq, matmul_peak  # the same measurements (this folder is on the path)
+from train_throughput import count_flops_per_seq, load_recipe, matmul_peak, video_recipes  # the same measurements (this folder is on the path)
 
 # output row 2i + d of a 4x4 / stride 2 / padding 1 transposed conv reads input rows (i - 1, i) through
 # kernel rows (3, 1) for d = 0, and rows (i, i + 1) through (2, 0) for d = 1
@@ -98,7 +99,8 @@ def timed(fn, x, w, repeats: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="per-layer conv timings of the default preset's frame codec")
+    ap = argparse.ArgumentParser(description="per-layer conv timings of a recipe's frame codec")
+    ap.add_argument("--recipe", default="sprites", choices=video_recipes(), help="the built-in recipe whose model's widths are timed (default: sprites)")
     ap.add_argument("--frames", type=int, default=256, help="frames per call (batch 32 x 8 frames)")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", action="store_true", help="print one JSON line")
@@ -107,9 +109,8 @@ def main() -> None:
     if not args.system_malloc:
         keep_freed_memory()  # as dsae train does: otherwise every call pays for faulting in its output's pages
     torch.manual_seed(0)
-    preset = PRESETS["default"]
-    n, width = args.frames, preset["conv_width"]
-    cfg = DSAEConfig(**preset)
+    cfg = DSAEConfig(**load_recipe(args.recipe).model)
+    n, width = args.frames, cfg.conv_width
     last = decoder_out_channels(cfg)
     rows = []
     layers = [("encoder", 3, width, 64), ("encoder", width, 2 * width, 32), ("encoder", 2 * width, 4 * width, 16),
@@ -144,7 +145,7 @@ def main() -> None:
     flops = count_flops_per_seq(DSAE(cfg), x)
     ceiling = seqs * flops / (total / 1e3) / (peak * 1e9)
     res = {
-        "frames": n, "matmul_peak_gflops": round(peak, 1), "torch_total_ms": round(total, 1),
+        "recipe": args.recipe, "frames": n, "matmul_peak_gflops": round(peak, 1), "torch_total_ms": round(total, 1),
         "model_flops_per_seq": int(flops), "mfu_ceiling": round(ceiling, 3), "layers": rows,
     }  # fmt: skip
     print(

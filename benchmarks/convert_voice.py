@@ -9,7 +9,7 @@ speech model). For each source it reports the real-time factor (seconds of audio
 second of compute, reading and writing included; timed without tracing) and memory, in a second
 run of the same conversion: the peak of Python/numpy allocations (tracemalloc; torch's own buffers are not traced but are bounded by the chunk
 size), next to the size of the source audio itself (mono float32 at the model's rate), and the
-process's peak resident size. Targets (issue 6): at least 20x real time on 2 CPU cores, and working
+process's peak resident size. Targets: at least 20x real time on 2 CPU cores, and working
 memory that does not grow with the input's length beyond the audio itself.
 """
 

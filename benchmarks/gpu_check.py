@@ -5,17 +5,17 @@ Run on a machine with a CUDA GPU (from the repository root):
     python benchmarks/gpu_check.py                 # about 3-6 minutes, most of it torch.compile
     python benchmarks/gpu_check.py --no-compile    # eager only, about a minute
 
-(a) correctness: --steps optimiser steps of the ``default`` preset through the real Trainer, from the
-    same initial weights, the same batches and the same posterior noise (drawn on the CPU for every
+(a) correctness: --steps optimiser steps of the ``sprites`` recipe's model and first training stage
+    through the real Trainer (assembled as ``dsae train`` does it), from the same initial weights, the same batches and the same posterior noise (drawn on the CPU for every
     device), on the CPU in fp32 and on CUDA in fp32 (TF32 off) and in bf16 autocast. Prints the largest
     relative difference of the per-step losses from the CPU's, and of the weights after the last step.
 (b) throughput: training sequences per second (full steps: batch copy from pinned memory, forward,
-    backward, clipping, Adam) of the ``default`` and ``paper`` presets on CUDA, fp32 and bf16, eager
-    and torch.compile, at each preset's batch size and at --big-batch.
+    backward, clipping, Adam) of the ``sprites`` and ``paper`` recipes on CUDA, fp32 and bf16, eager
+    and torch.compile, at each recipe's batch size (its first stage's) and at --big-batch.
 
 Prints one JSON line per figure (the first names the GPU). Exit status: 0 all checks within
 tolerance, 1 a correctness check failed, 2 no CUDA GPU. ``--smoke`` runs the same code on the CPU
-with the tiny preset (fp32 only), to check the script itself without a GPU.
+with the tiny recipe (fp32 only), to check the script itself without a GPU.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ import torch
 import models.dsae as dsae_module
 from dsae_cli.data import sprites
 from dsae_cli.data.sequences import SequenceData
-from dsae_cli.train.loop import TRAIN_PRESETS, TrainConfig, Trainer
-from models import DSAE, DSAEConfig, PRESETS
+from dsae_cli.train.loop import TrainConfig, Trainer
+from dsae_cli.train.recipes import STAGE_KEYS, builtin_names, load_recipe
+from dsae_cli.train.stage import dsae_parts
+from models import DSAE, DSAEConfig
 
 TOLERANCE = {"fp32": 1e-3, "bf16": 5e-2}  # largest relative loss difference from the CPU run
 
@@ -61,36 +63,42 @@ class SharedNoise:
         eps = torch.randn(mean.shape, generator=self.g).to(mean.device, mean.dtype)
         return mean + torch.exp(0.5 * logvar) * eps
 
-    def colour_blind(self, model, x):
-        """DSAE.colour_blind with its Dirichlet(1, ..., 1) channel mix drawn from the shared generator."""
-        B, C = x.shape[0], x.shape[2]
-        if model.training:
-            e = -torch.log(torch.rand(B, C, generator=self.g))  # Exp(1) draws, normalised: Dirichlet(1, ..., 1)
-            w = (e / e.sum(1, keepdim=True)).to(x.device, x.dtype)
-        else:
-            w = torch.full((B, C), 1.0 / C, device=x.device, dtype=x.dtype)
-        grey = torch.einsum("btchw,bc->bthw", x, w).unsqueeze(2)
-        return grey.expand(-1, -1, C, -1, -1)
+
+def video_recipes() -> list[str]:
+    """The built-in recipes whose model reads video frames."""
+    return [name for name in builtin_names() if load_recipe(name).model.get("modality", "video") == "video"]
 
 
-def make_trainer(preset: str, data: SequenceData, device: str, precision: str, compile_model: bool, batch_size: int, run_dir: Path):
+def first_stage(recipe: str) -> tuple[dict, dict]:
+    """The model fields (with the first stage's loss weights) and the first stage's training options of a recipe."""
+    r = load_recipe(recipe)
+    stage = r.stages[0]
+    return {**r.model, **stage["model"]}, {k: v for k, v in stage.items() if k not in STAGE_KEYS}
+
+
+def recipe_batch_size(recipe: str) -> int:
+    return int(first_stage(recipe)[1].get("batch_size", TrainConfig.batch_size))
+
+
+def make_trainer(recipe: str, data: SequenceData, device: str, precision: str, compile_model: bool, batch_size: int, run_dir: Path):
+    model_fields, train_fields = first_stage(recipe)
     torch.manual_seed(0)  # the same initial weights on every device
-    model = DSAE(DSAEConfig(**PRESETS[preset]))
-    cfg = TrainConfig(**{**TRAIN_PRESETS[preset], "batch_size": batch_size, "device": device, "precision": precision,
-                         "compile": compile_model, "seed": 0})  # fmt: skip
-    return Trainer(model, data, None, cfg, run_dir)
+    model_cfg = DSAEConfig(**model_fields)
+    model = DSAE(model_cfg)
+    cfg = TrainConfig.from_dict({**train_fields, "batch_size": batch_size, "device": device, "precision": precision,
+                                 "compile": compile_model, "seed": 0})  # fmt: skip
+    return Trainer(model, data, None, cfg, run_dir, **dsae_parts(model_cfg, cfg, data, {}))
 
 
-def correctness(preset: str, data: SequenceData, steps: int, modes: list[tuple[str, str]], run_dir: Path) -> bool:
+def correctness(recipe: str, data: SequenceData, steps: int, modes: list[tuple[str, str]], run_dir: Path) -> bool:
     """Train ``steps`` steps per (device, precision) with shared noise; compare losses and weights with the CPU."""
-    real_reparameterize, real_colour_blind = dsae_module.reparameterize, DSAE.colour_blind
+    real_reparameterize = dsae_module.reparameterize
     results = {}
     try:
         for device, precision in [("cpu", "fp32"), *modes]:
             noise = SharedNoise(1)
             dsae_module.reparameterize = noise.reparameterize
-            DSAE.colour_blind = lambda self, x, noise=noise: noise.colour_blind(self, x)
-            trainer = make_trainer(preset, data, device, precision, False, TRAIN_PRESETS[preset]["batch_size"], run_dir)
+            trainer = make_trainer(recipe, data, device, precision, False, recipe_batch_size(recipe), run_dir)
             losses = []
             for _ in range(steps):
                 out = trainer.train_step()
@@ -98,7 +106,7 @@ def correctness(preset: str, data: SequenceData, steps: int, modes: list[tuple[s
             weights = {k: v.detach().float().cpu() for k, v in trainer.model.state_dict().items()}
             results[(device, precision)] = (np.array(losses), weights)
     finally:
-        dsae_module.reparameterize, DSAE.colour_blind = real_reparameterize, real_colour_blind
+        dsae_module.reparameterize = real_reparameterize
     ref_losses, ref_weights = results[("cpu", "fp32")]
     ok = True
     for device, precision in modes:
@@ -107,15 +115,15 @@ def correctness(preset: str, data: SequenceData, steps: int, modes: list[tuple[s
         w_rel = max(float((weights[k] - ref_weights[k]).abs().max() / ref_weights[k].abs().max().clamp_min(1e-12)) for k in ref_weights)
         good = bool(np.isfinite(rel).all() and rel.max() <= TOLERANCE[precision])
         ok &= good
-        emit(figure="correctness", preset=preset, device=device, precision=precision, steps=steps,
+        emit(figure="correctness", recipe=recipe, device=device, precision=precision, steps=steps,
              cpu_losses=[round(float(v), 3) for v in ref_losses], losses=[round(float(v), 3) for v in losses],
              max_rel_loss_diff=float(rel.max()), max_rel_weight_diff=w_rel, tolerance=TOLERANCE[precision], ok=good)  # fmt: skip
     return ok
 
 
-def throughput(preset: str, data: SequenceData, device: str, precision: str, compile_model: bool, batch_size: int,
+def throughput(recipe: str, data: SequenceData, device: str, precision: str, compile_model: bool, batch_size: int,
                warmup: int, timed: int, run_dir: Path) -> None:  # fmt: skip
-    trainer = make_trainer(preset, data, device, precision, compile_model, batch_size, run_dir)
+    trainer = make_trainer(recipe, data, device, precision, compile_model, batch_size, run_dir)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     t0 = time.perf_counter()
     for _ in range(warmup):  # includes torch.compile's compilation
@@ -127,7 +135,7 @@ def throughput(preset: str, data: SequenceData, device: str, precision: str, com
         trainer.train_step()
     sync()
     elapsed = time.perf_counter() - t0
-    fields = dict(figure="throughput", preset=preset, device=device, precision=precision, compile=compile_model,
+    fields = dict(figure="throughput", recipe=recipe, device=device, precision=precision, compile=compile_model,
                   batch_size=batch_size, seq_per_s=round(batch_size * timed / elapsed, 1),
                   step_ms=round(1000 * elapsed / timed, 2), warmup_s=round(warm_s, 1))  # fmt: skip
     if device.startswith("cuda"):
@@ -139,18 +147,18 @@ def throughput(preset: str, data: SequenceData, device: str, precision: str, com
 def main() -> int:
     ap = argparse.ArgumentParser(description="dsae on CUDA: correctness against the CPU, and training throughput")
     ap.add_argument("--steps", type=int, default=5, help="optimiser steps compared in the correctness check")
-    ap.add_argument("--presets", nargs="+", default=["default", "paper"], choices=sorted(TRAIN_PRESETS), help="presets timed")
-    ap.add_argument("--big-batch", type=int, default=256, help="also time this batch size (0: only the presets' own)")
+    ap.add_argument("--recipes", nargs="+", default=["sprites", "paper"], choices=video_recipes(), help="built-in recipes timed (their model and first stage)")
+    ap.add_argument("--big-batch", type=int, default=256, help="also time this batch size (0: only the recipes' own)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps before timing (compilation happens here)")
     ap.add_argument("--timed", type=int, default=30, help="timed steps per figure")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile figures")
-    ap.add_argument("--smoke", action="store_true", help="run the script's logic on the CPU (tiny preset, fp32) without a GPU")
+    ap.add_argument("--smoke", action="store_true", help="run the script's logic on the CPU (tiny recipe, fp32) without a GPU")
     args = ap.parse_args()
 
     if args.smoke:
-        device, precisions, presets, compile_modes = "cpu", ["fp32"], ["tiny"], [False]
+        device, precisions, recipes, compile_modes = "cpu", ["fp32"], ["tiny"], [False]
         args.big_batch, args.timed, args.warmup = 0, 3, 1
-        check_preset, modes = "tiny", [("cpu", "fp32")]
+        check_recipe, modes = "tiny", [("cpu", "fp32")]
         torch.set_num_threads(1)
     else:
         if not torch.cuda.is_available():
@@ -161,37 +169,37 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 2
-        device, presets = "cuda", args.presets
+        device, recipes = "cuda", args.recipes
         precisions = ["fp32", "bf16"] if torch.cuda.is_bf16_supported() else ["fp32"]
         compile_modes = [False] if args.no_compile else [False, True]
-        check_preset, modes = "default", [("cuda", p) for p in precisions]
+        check_recipe, modes = "sprites", [("cuda", p) for p in precisions]
     emit(
         figure="device", gpu=torch.cuda.get_device_name() if device == "cuda" else None, torch=torch.__version__,
         cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if device == "cuda" else None,
     )  # fmt: skip
 
     run_dir = Path(tempfile.mkdtemp(prefix="dsae-gpu-check-"))
-    batches = [TRAIN_PRESETS[p]["batch_size"] for p in presets] + ([args.big_batch] if args.big_batch else [])
+    batches = [recipe_batch_size(r) for r in recipes] + ([args.big_batch] if args.big_batch else [])
     data = sprite_data(max(8, -(-max(batches) // 9) + 4))  # enough characters for the largest batch
 
     # (a) correctness: TF32 off, so fp32 on the GPU means fp32
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    ok = correctness(check_preset, data, args.steps, modes, run_dir)
+    ok = correctness(check_recipe, data, args.steps, modes, run_dir)
     if device == "cuda":
         torch.backends.cudnn.allow_tf32 = True  # PyTorch's default for convolutions, as `dsae train` runs
 
     # (b) throughput
-    for preset in presets:
-        sizes = [TRAIN_PRESETS[preset]["batch_size"]] + ([args.big_batch] if args.big_batch else [])
+    for recipe in recipes:
+        sizes = [recipe_batch_size(recipe)] + ([args.big_batch] if args.big_batch else [])
         for compile_model in compile_modes:
             for precision in precisions:
                 for batch_size in sizes if not compile_model else sizes[:1]:
                     try:
-                        throughput(preset, data, device, precision, compile_model, batch_size, args.warmup, args.timed, run_dir)
+                        throughput(recipe, data, device, precision, compile_model, batch_size, args.warmup, args.timed, run_dir)
                     except Exception as err:  # a figure that fails (e.g. compile) must not hide the others
-                        emit(figure="throughput", preset=preset, precision=precision, compile=compile_model,
+                        emit(figure="throughput", recipe=recipe, precision=precision, compile=compile_model,
                              batch_size=batch_size, error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")  # fmt: skip
                     if device == "cuda":
                         torch.cuda.empty_cache()

@@ -1,6 +1,9 @@
-"""Training throughput of a DSAE preset on this machine, and its model FLOP utilisation (MFU).
+"""Training throughput of a recipe's DSAE on this machine, and its model FLOP utilisation (MFU).
 
-Run:  python benchmarks/train_throughput.py [--preset default] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--refine N] [--likelihood gaussian|mixture|...] [--conv-width N] [--system-malloc] [--plain-convs] [--json]
+Run:  python benchmarks/train_throughput.py [--recipe sprites] [--batch-size 32] [--steps 12] [--precision fp32|bf16] [--likelihood gaussian|mixture|...] [--conv-width N] [--system-malloc] [--plain-convs] [--json]
+
+The model is the ``[model]`` table of a built-in video recipe (dsae_cli/recipes/: sprites, sprites-wide,
+paper, tiny); only its architecture matters here, not the recipe's training stages.
 
 Prints seq_per_s (training sequences per second: median over timed steps after warm-up, data
 drawn from uint8 Sprites-shaped batches as the trainer does), flops_per_seq (forward + backward
@@ -24,8 +27,15 @@ from torch.utils.flop_counter import FlopCounterMode
 from dsae_cli.data.sequences import video_batch
 from dsae_cli.runtime import keep_freed_memory
 from dsae_cli.train.loop import cpu_has_bf16
-from models import DSAE, DSAEConfig, PRESETS
+from dsae_cli.train.recipes import builtin_names, load_recipe
+from models import DSAE, DSAEConfig
 from models import frames
+from models.config import LIKELIHOODS
+
+
+def video_recipes() -> list[str]:
+    """The built-in recipes whose model reads video frames (the speech ones have no frame codec)."""
+    return [name for name in builtin_names() if load_recipe(name).model.get("modality", "video") == "video"]
 
 
 def matmul_peak(n: int = 2048, reps: int = 10, dtype=torch.float32) -> float:
@@ -59,7 +69,7 @@ def train_step(model, opt, x, bf16: bool = False):
     opt.step()
 
 
-def _ddp_worker(rank: int, world: int, preset: str, batch_size: int, steps: int, threads: int, port: int, queue) -> None:
+def _ddp_worker(rank: int, world: int, recipe: str, batch_size: int, steps: int, threads: int, port: int, queue) -> None:
     """One of ``world`` processes training one DDP replica on its share of every batch (as ``torchrun
     --nproc_per_node=N -m dsae_cli train`` does); rank 0 puts the per-step wall times on ``queue``."""
     import os
@@ -71,7 +81,7 @@ def _ddp_worker(rank: int, world: int, preset: str, batch_size: int, steps: int,
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
-    model = DSAE(DSAEConfig(**PRESETS[preset]))
+    model = DSAE(DSAEConfig(**load_recipe(recipe).model))
     net = DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     per = batch_size // world
@@ -91,7 +101,7 @@ def _ddp_worker(rank: int, world: int, preset: str, batch_size: int, steps: int,
     dist.destroy_process_group()
 
 
-def ddp_step_seconds(preset: str, batch_size: int, steps: int, processes: int, threads: int) -> float:
+def ddp_step_seconds(recipe: str, batch_size: int, steps: int, processes: int, threads: int) -> float:
     """Median wall time of one global training step split over ``processes`` DDP processes."""
     import socket
 
@@ -102,23 +112,22 @@ def ddp_step_seconds(preset: str, batch_size: int, steps: int, processes: int, t
         port = sock.getsockname()[1]
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    mp.start_processes(_ddp_worker, args=(processes, preset, batch_size, steps, threads, port, queue), nprocs=processes, join=True, start_method="spawn")
+    mp.start_processes(_ddp_worker, args=(processes, recipe, batch_size, steps, threads, port, queue), nprocs=processes, join=True, start_method="spawn")
     return statistics.median(queue.get())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="DSAE training throughput and MFU")
-    ap.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    ap.add_argument("--recipe", default="sprites", choices=video_recipes(), help="the built-in recipe whose model is timed (default: sprites, the default Sprites model)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=12, help="timed steps (after 3 warm-up steps)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--compile", action="store_true", help="time torch.compile'd steps (as dsae train --compile; FLOPs counted eagerly)")
+    ap.add_argument("--compile", action="store_true", help="time torch.compile'd steps (as dsae train --set train.compile=true; FLOPs counted eagerly)")
     ap.add_argument("--processes", type=int, default=1, help="time N DDP processes (gloo) sharing each batch, as torchrun --nproc_per_node=N does; each gets --threads threads (default 1)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast the forward pass to bfloat16 (dsae train --precision bf16, CPUs with native bf16); FLOPs and mfu stay counted against the fp32 peak, mfu_bf16_peak against a bf16 matmul's")
-    ap.add_argument("--refine", type=int, default=0, help="the preset with decoder_refine N (dsae train --refine N): full-resolution maps coloured pixel by pixel")
-    ap.add_argument("--conv-width", type=int, default=0, help="the preset with another conv width (channels of the first conv layer; dsae train --conv-width)")
-    ap.add_argument("--z-conv-width", type=int, default=0, help="the preset with another width of z's own frame encoder (dsae train --z-conv-width)")
-    ap.add_argument("--likelihood", default=None, choices=["bernoulli", "gaussian", "laplace", "mixture"], help="the preset with another p(x_t | z_t, f) (dsae train --likelihood); default: the preset's")
+    ap.add_argument("--conv-width", type=int, default=0, help="the recipe's model with another conv width (channels of the first conv layer; dsae train --set model.conv_width=N)")
+    ap.add_argument("--z-conv-width", type=int, default=0, help="the recipe's model with another width of z's own frame encoder (dsae train --set model.z_conv_width=N)")
+    ap.add_argument("--likelihood", default=None, choices=list(LIKELIHOODS), help="the recipe's model with another p(x_t | z_t, f) (dsae train --set model.likelihood=NAME); default: the recipe's")
     ap.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (dsae train makes it keep freed memory, dsae_cli.runtime.keep_freed_memory)")
     ap.add_argument("--plain-convs", action="store_true", help="run the frame codec's convolutions as torch's own layers (models.frames.CPU_SHORTCUTS off: the codec normally sums their bias gradients itself and adds the decoder's last bias with the NCHW conversion): same model, same gradients")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
@@ -126,21 +135,21 @@ def main() -> None:
     if args.precision == "bf16" and not cpu_has_bf16():  # oneDNN has no bf16 LSTM on such CPUs
         ap.error("--precision bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); this one has none, use fp32")
     if args.plain_convs:
-        frames.CPU_SHORTCUTS = False  # torch's own convolution layers, bias included (as before session 14)
+        frames.CPU_SHORTCUTS = False  # torch's own convolution layers, bias included
     kept = False if args.system_malloc else keep_freed_memory()  # as dsae train does
-    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.refine or args.likelihood or args.conv_width or args.z_conv_width or args.plain_convs):
-        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --refine, no --likelihood, no --conv-width or --z-conv-width and no --plain-convs")
+    if args.processes > 1 and (args.compile or args.batch_size % args.processes or args.precision != "fp32" or args.likelihood or args.conv_width or args.z_conv_width or args.plain_convs):
+        ap.error("--processes needs a --batch-size it divides, no --compile, fp32, no --likelihood, no --conv-width or --z-conv-width and no --plain-convs")
     if args.threads and args.processes == 1:  # with --processes the parent keeps every core for the peak
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    overrides = {"decoder_refine": args.refine} if args.refine else {}
+    overrides = {}
     if args.likelihood:
         overrides["likelihood"] = args.likelihood
     if args.conv_width:
         overrides["conv_width"] = args.conv_width
     if args.z_conv_width:
         overrides["z_conv_width"] = args.z_conv_width
-    cfg = DSAEConfig(**{**PRESETS[args.preset], **overrides})
+    cfg = DSAEConfig(**{**load_recipe(args.recipe).model, **overrides})
     model = DSAE(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.RandomState(0)
@@ -153,12 +162,12 @@ def main() -> None:
     flops_per_seq = count_flops_per_seq(model, batch(0))
     opt.zero_grad(set_to_none=True)
     # the peak is measured before and after the timed steps and the higher one kept: on a shared machine
-    # a neighbour's load can halve one measurement (90-156 GFLOP/s within minutes on session 15's VM),
-    # and an understated peak would overstate the MFU
+    # a neighbour's load can halve one measurement (a shared VM can swing between 90 and 156 GFLOP/s
+    # within minutes), and an understated peak would overstate the MFU
     peak_before = matmul_peak()
 
     if args.processes > 1:
-        step_s = ddp_step_seconds(args.preset, args.batch_size, args.steps, args.processes, args.threads or 1)
+        step_s = ddp_step_seconds(args.recipe, args.batch_size, args.steps, args.processes, args.threads or 1)
     else:
         step_model = torch.compile(model) if args.compile else model
         bf16 = args.precision == "bf16"
@@ -174,8 +183,7 @@ def main() -> None:
     peak_after = matmul_peak()
     peak = max(peak_before, peak_after)
     res = {
-        "preset": args.preset,
-        "refine": args.refine,
+        "recipe": args.recipe,
         "conv_width": cfg.conv_width,
         "z_conv_width": cfg.z_conv_width or cfg.conv_width,
         "likelihood": cfg.likelihood,

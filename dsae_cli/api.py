@@ -110,9 +110,9 @@ def load(model: str | Path | None = None, modality: str = "video", device: str =
 
 def read_video(path: str | Path) -> np.ndarray:
     """All frames of a GIF, PNG/APNG or folder of frames: uint8 (T, H, W, 3) at their own size."""
-    from dsae_cli.io import media
+    from dsae_cli.io.video import read_frames
 
-    return media.read_frames(Path(path))
+    return read_frames(Path(path))
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:

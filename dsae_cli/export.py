@@ -164,11 +164,11 @@ def _check(module: nn.Module, part: str, path: Path, fmt: str, model) -> tuple[f
             return None, None
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        names = [i.name for i in session.get_inputs()]
+        graph = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        names = [i.name for i in graph.get_inputs()]
 
         def run(*xs):
-            return session.run(None, {n: x.numpy() for n, x in zip(names, xs)})
+            return graph.run(None, {n: x.numpy() for n, x in zip(names, xs)})
 
         runtime = f"onnxruntime {ort.__version__}"
     worst = 0.0

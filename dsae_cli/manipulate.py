@@ -27,11 +27,11 @@ class VideoInput:
 
 
 def load_video(path: Path, model, start: int = 0, stride: int = 1) -> VideoInput:
-    from dsae_cli.io import media
+    from dsae_cli.io.video import read_frames
 
     if start < 0 or stride < 1:
         raise DsaeError("--start must be 0 or more and --stride 1 or more")
-    return fit_frames(media.read_frames(path), model, start, stride, str(path))
+    return fit_frames(read_frames(path), model, start, stride, str(path))
 
 
 def fit_frames(raw: np.ndarray, model, start: int = 0, stride: int = 1, what: str = "the frames") -> VideoInput:

@@ -46,10 +46,9 @@ def keep_freed_memory() -> bool:
     A training step makes and frees tensors of tens of MB (a batch's decoded frames and their
     gradients). By default glibc serves every block over 32 MB with a fresh mmap and unmaps it when
     freed, so the kernel has to fault in and zero those pages again on every step. With mmap off for
-    the process and a high trim threshold the heap grows to the step's peak once and is reused: the
-    default preset's CPU training rate went from 91.5 to 125.2 sequences/s on the AVX-512 machine of
-    session 13 (`benchmarks/train_throughput.py` with and without --system-malloc, back to back), at
-    about 0.7 GB more memory held in a Sprites run. The heap then stays at its peak until the
+    the process and a high trim threshold the heap grows to the step's peak once and is reused, at
+    the cost of the memory a step peaks at staying held (docs/benchmarks.md measures both with
+    `benchmarks/train_throughput.py --system-malloc`). The heap then stays at its peak until the
     process exits. Returns whether it applied (Linux with glibc only; elsewhere nothing changes)."""
     import ctypes
     import sys

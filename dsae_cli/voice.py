@@ -8,7 +8,7 @@ decodes, undoes the feature normalisation and renders audio with fast Griffin-Li
 The source is cut into T-frame segments every T/2 frames; decoded segments are averaged with a
 smooth window where they overlap, so segment borders leave no seams, and every frame of the source
 is covered, so the output has the source's length and timing. Decoding and rendering run chunk by
-chunk (:func:`dsae_cli.io.audio.render_chunks`), streaming into the output file: working memory does
+chunk (:func:`dsae_cli.io.render.render_chunks`), streaming into the output file: working memory does
 not grow with the length of the input.
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dsae_cli.io import audio as A
+from dsae_cli.io.render import render_chunks, spectrogram_picture
 from dsae_cli.errors import DsaeError
 
 PICTURE_FRAMES = 500  # frames (5 s) of each recording drawn in the --spectrogram picture
@@ -164,7 +165,7 @@ def convert_voice(
     f_target = codec.static_latent(tgt)
     converted = ConvertedSpectrogram(codec, src, f_target)
     with A.audio_writer(output, spec.sample_rate) as write:
-        for piece, done in A.render_chunks(len(src), converted, spec, iterations, seed, chunk_frames):
+        for piece, done in render_chunks(len(src), converted, spec, iterations, seed, chunk_frames):
             write(piece)
             if progress is not None:
                 progress(done, converted.n_frames)
@@ -177,7 +178,7 @@ def convert_voice(
         panels = [A.log_spectrogram(src, spec, 0, n), A.log_spectrogram(tgt[0], spec, 0, PICTURE_FRAMES), converted.picture]
         names = [Path(source).name, Path(targets[0]).name, "converted"]
         labels = [f"source: {names[0]}", f"target: {names[1]}", "converted (source words, target voice)"]
-        media.write_png(spectrogram, A.spectrogram_picture(panels, labels, spec))
+        media.write_png(spectrogram, spectrogram_picture(panels, labels, spec))
     return ConversionResult(
         Path(output), len(src) / spec.sample_rate, spec.sample_rate, len(converted.starts),
         sum(len(t) for t in tgt) / spec.sample_rate, write.clipped, time.perf_counter() - t0,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dsae_cli.io import media
+from dsae_cli.io.video import read_frames
 from dsae_cli.data import sprites as sp
 from dsae_cli.app import app
 from dsae_cli.runtime import DEFAULT_MODELS
@@ -142,8 +142,8 @@ def run_video_commands(model_args, folder: Path, out: Path):
     b = gif(folder, sp.character_id(4, 5, 0, 1), 8)
     r = invoke("swap", a, b, "-o", out / "ab.gif", "--both", "--grid", out / "ab.png", *model_args)
     assert r.exit_code == 0, r.output
-    assert media.read_frames(out / "ab.gif").shape == (8, 64, 64, 3)
-    assert media.read_frames(out / "ab-ba.gif").shape == (8, 64, 64, 3)
+    assert read_frames(out / "ab.gif").shape == (8, 64, 64, 3)
+    assert read_frames(out / "ab-ba.gif").shape == (8, 64, 64, 3)
     from PIL import Image
 
     with Image.open(out / "ab.png") as im:
@@ -159,16 +159,16 @@ def run_video_commands(model_args, folder: Path, out: Path):
     r = invoke("generate", "--fix", "content", "-n", 3, "-o", out / "gen.gif", "--out-dir", out, "--from-latents", out / "a.npz", *model_args)
     assert r.exit_code == 0, r.output
     assert len(list(out.glob("sample_*.gif"))) == 3
-    assert media.read_frames(out / "gen.gif").shape[0] == 8
+    assert read_frames(out / "gen.gif").shape[0] == 8
     for fix in ("motion", "none"):
         r = invoke("generate", "--fix", fix, "-n", 2, "-o", out / f"gen_{fix}.gif", "--seed", 3, *model_args)
         assert r.exit_code == 0, r.output
     r = invoke("reconstruct", a, "-o", out / "rec.gif", "--grid", out / "rec.png", *model_args)
     assert r.exit_code == 0, r.output
-    assert media.read_frames(out / "rec.gif").shape == (8, 64, 64, 3)
+    assert read_frames(out / "rec.gif").shape == (8, 64, 64, 3)
     r = invoke("predict", a, "--context", 3, "-o", out / "pred.gif", *model_args)
     assert r.exit_code == 0, r.output
-    assert media.read_frames(out / "pred.gif").shape == (8, 64, 64, 3)
+    assert read_frames(out / "pred.gif").shape == (8, 64, 64, 3)
 
 
 def test_video_commands_on_a_trained_run(tiny_run, sprite_gifs, tmp_path):
@@ -178,7 +178,7 @@ def test_video_commands_on_a_trained_run(tiny_run, sprite_gifs, tmp_path):
 def test_generate_is_reproducible_for_a_seed(tiny_run, tmp_path):
     for name in ("x.gif", "y.gif"):
         assert invoke("generate", "-n", 2, "-o", tmp_path / name, "--seed", 5, "--model", tiny_run).exit_code == 0
-    assert np.array_equal(media.read_frames(tmp_path / "x.gif"), media.read_frames(tmp_path / "y.gif"))
+    assert np.array_equal(read_frames(tmp_path / "x.gif"), read_frames(tmp_path / "y.gif"))
 
 
 def test_bad_inputs_give_one_line_errors(tiny_run, sprite_gifs, tmp_path):
@@ -237,12 +237,12 @@ def test_embedded_swap_keeps_content_of_a_and_motion_of_b(sprite_gifs, tmp_path)
     a = gif(sprite_gifs, sp.character_id(0, 1, 2, 3), 1)
     b = gif(sprite_gifs, sp.character_id(4, 5, 0, 1), 8)
     assert invoke("swap", a, b, "-o", tmp_path / "ab.gif").exit_code == 0
-    out, fa, fb = (media.read_frames(p).astype(float) for p in (tmp_path / "ab.gif", a, b))
+    out, fa, fb = (read_frames(p).astype(float) for p in (tmp_path / "ab.gif", a, b))
     assert np.abs(out - fa).mean() > 2 and np.abs(out - fb).mean() > 2
     model = load_model_for(None, "video", "cpu")
     from dsae_cli.manipulate import encode_frames
 
-    la, lb, lo = (encode_frames(model, media.read_frames(p)) for p in (a, b, tmp_path / "ab.gif"))
+    la, lb, lo = (encode_frames(model, read_frames(p)) for p in (a, b, tmp_path / "ab.gif"))
     assert np.linalg.norm(lo["f_mean"] - la["f_mean"]) < np.linalg.norm(lo["f_mean"] - lb["f_mean"])
     assert np.linalg.norm(lo["z_mean"] - lb["z_mean"]) < np.linalg.norm(lo["z_mean"] - la["z_mean"])
     del torch

@@ -12,11 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dsae_cli.evaluate import sprites as ev
+from dsae_cli.evaluate import metrics as ev
 from dsae_cli.app import app
 from dsae_cli.checkpoint import load_model, save_model
 from dsae_cli.errors import DsaeError
-from dsae_cli.evaluate.judge import load_judge, save_judge, sprites_split
+from dsae_cli.data.sprites import sprites_split
+from dsae_cli.evaluate.judge import load_judge, save_judge
 from models import DSAE, DSAEConfig
 from models.judge import HEADS, Judge, JudgeConfig
 

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from dsae_cli.io import media  # noqa: E402
+from dsae_cli.io.video import read_frames  # noqa: E402
 from dsae_cli.app import app  # noqa: E402
 
 runner = CliRunner()
@@ -91,7 +92,7 @@ def bad(gifs, model, tmp_path_factory) -> Path:
     (d / "text.gif").write_text("not a picture\n")
     (d / "notes.txt").write_text("not a picture\n")
     Image.new("RGB", (64, 64), "red").save(d / "png_named.gif", format="PNG")
-    frames = media.read_frames(good[0])
+    frames = read_frames(good[0])
     media.write_gif(d / "short.gif", frames[:4])
     Image.fromarray(frames[0]).save(d / "corrupt.png")
     png = bytearray((d / "corrupt.png").read_bytes())
@@ -289,7 +290,7 @@ def test_huge_gif_is_downscaled_frame_by_frame(model, tmp_path):
     finally:
         tracemalloc.stop()
     assert r.exit_code == 0, r.output
-    assert media.read_frames(tmp_path / "r.gif").shape == (8, 64, 64, 3)
+    assert read_frames(tmp_path / "r.gif").shape == (8, 64, 64, 3)
     full = 8 * 2000 * 2000 * 3
     assert peak < 0.6 * full, f"peak {peak / 2**20:.0f} MiB of numpy/Python memory for a {full / 2**20:.0f} MiB clip"
 
@@ -563,7 +564,7 @@ def test_shards_partition_each_global_batch(gifs, tmp_path):
 def _frames(gifs: Path) -> "torch.Tensor":
     from dsae_cli.data.sequences import video_batch
 
-    return video_batch(np.stack([media.read_frames(p) for p in sorted(gifs.glob("*.gif"))[:3]]))
+    return video_batch(np.stack([read_frames(p) for p in sorted(gifs.glob("*.gif"))[:3]]))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.load: deprecated, still supported

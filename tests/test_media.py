@@ -1,4 +1,4 @@
-"""Tests for dsae_cli.io.media: reading every supported input, GIF/PNG round trips, windows and grids."""
+"""Tests for dsae_cli.io.video and dsae_cli.io.media: reading every supported input, GIF/PNG round trips, windows and grids."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from dsae_cli.errors import DsaeError
 from dsae_cli.io.media import (
     grid_animation,
     make_grid,
-    read_frames,
     resize_frames,
     select_window,
     sliding_windows,
@@ -22,6 +21,7 @@ from dsae_cli.io.media import (
     write_gif,
     write_png,
 )
+from dsae_cli.io.video import read_frames
 
 
 def sprite_frames(n: int = 8, size: int = 64) -> np.ndarray:
@@ -400,7 +400,7 @@ def test_module_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, dsae_cli.io.media; sys.exit('torch' in sys.modules)"
+    code = "import sys, dsae_cli.io.media, dsae_cli.io.video; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert media.__doc__
 

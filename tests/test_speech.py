@@ -419,16 +419,17 @@ def test_speech_commands_give_one_line_errors(speech_run, corpus, tmp_path):
     assert good.read_bytes() == before and not (tmp_path / "o.wav").exists()
 
 
-def test_video_model_is_refused_for_speech(speech_run, corpus, tmp_path):
-    cfg = json.loads((speech_run / "config.json").read_text())
-    other = tmp_path / "videolike"
-    other.mkdir()
-    cfg["modality"] = cfg["config"]["modality"] = "video"
-    (other / "config.json").write_text(json.dumps(cfg))
-    (other / "model.safetensors").write_bytes((speech_run / "model.safetensors").read_bytes())
+def test_video_model_is_refused_for_speech(corpus, tmp_path):
+    from dsae_cli.checkpoint import save_model
+    from dsae_cli.train.recipes import load_recipe
+    from models import DSAE, DSAEConfig
+
+    video = tmp_path / "video"
+    save_model(DSAE(DSAEConfig(**load_recipe("tiny").model)), video)
     good = corpus / "anna" / "take0.wav"
-    r = invoke("convert-voice", good, "--to", good, "-o", tmp_path / "o.wav", "--model", other)
-    assert r.exit_code == 1 and "video model" in r.output
+    r = invoke("convert-voice", good, "--to", good, "-o", tmp_path / "o.wav", "--model", video)
+    assert r.exit_code == 1 and "video model" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o.wav").exists()
 
 
 def test_partner_table_pairs_segments_of_the_same_utterance():

@@ -38,7 +38,9 @@ def convert_voice_command(
 
         dev = resolve_device(device)
         net = load_model_for(model, "speech", dev)
-        with progress_bar("convert") as progress:
+        from dsae_cli.commands.common import progress_bar
+
+        with progress_bar("convert", transient=True) as progress:
             result = convert_voice(net, source, list(to), output, iterations, seed, spectrogram, dev, progress)
         msg = (
             f"wrote {result.output} ({result.seconds:.2f} s at {result.sample_rate // 1000} kHz): the words of {source.name} "
@@ -49,35 +51,3 @@ def convert_voice_command(
         if spectrogram is not None:
             msg += f"; picture {spectrogram}"
         say(msg)
-
-
-class progress_bar:  # noqa: N801 - a context manager that yields a callback
-    """``with progress_bar(label) as update: update(done, total)``: a transient Rich bar on stderr,
-    shown only when the work is not finished at the first update (one chunk: no bar)."""
-
-    def __init__(self, label: str):
-        self.label = label
-
-    def __enter__(self):
-        self.bar = None
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            if done >= total:
-                return  # finished in one chunk: nothing to show
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn(f"[bold]{self.label}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
-                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-            )  # fmt: skip
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=total)
-        self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from dsae_cli.commands.common import progress_bar
+
 app = typer.Typer(help="Build data sets.", no_args_is_help=True)
-
-
-@contextmanager
-def _progress_bar(label: str, total: int):
-    """A Rich bar on stderr (stdout stays clean); yields ``advance(n)``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True),
-    ) as bar:  # fmt: skip
-        task = bar.add_task(label, total=total)
-        yield lambda advance: bar.advance(task, advance)
 
 
 def _say(msg: str) -> None:
@@ -68,13 +55,13 @@ def sprites(
                 raise DsaeError(f"folder {gifs_parent} for --gifs does not exist; create it first (mkdir -p {gifs_parent})")
 
         start = time.perf_counter()
-        with _progress_bar("sprites", sp.N_CHARACTERS) as advance:
-            data = sp.build_sprites(progress=advance)
+        with progress_bar("sprites", sp.N_CHARACTERS) as update:
+            data = sp.build_sprites(progress=update.advance)
         _say(f"compressing and writing {output} ...")
         sp.write_sprites_npz(output, data)
         if gifs is not None:
-            with _progress_bar("gifs", len(data["x"])) as advance:
-                sp.write_sprites_gifs(gifs, data, progress=advance)
+            with progress_bar("gifs", len(data["x"])) as update:
+                sp.write_sprites_gifs(gifs, data, progress=update.advance)
         elapsed = time.perf_counter() - start
 
         n_train = int((data["split"] == "train").sum())

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from dsae_cli.commands.common import DeviceOption, ModelOption
+from dsae_cli.commands.common import DeviceOption, ModelOption, progress_bar
 
 app = typer.Typer(help="Evaluate models as the papers do.", no_args_is_help=True)
 
@@ -49,8 +49,10 @@ def sprites_command(
             if not parent.is_dir():
                 raise DsaeError(f"folder {parent} for --plots does not exist; create it first (mkdir -p {parent})")
 
-        from dsae_cli.evaluate import sprites as evaluation
-        from dsae_cli.evaluate.judge import load_judge, sprites_split
+        from dsae_cli.data.sprites import sprites_split
+        from dsae_cli.evaluate import report
+        from dsae_cli.evaluate.judge import load_judge
+        from dsae_cli.evaluate.sprites import evaluate_sprites
         from dsae_cli.runtime import keep_freed_memory, load_model_for, resolve_device, seed_everything
 
         seed_everything(seed)
@@ -62,15 +64,15 @@ def sprites_command(
         jdg = load_judge(judge, dev)
         print(f"rendering the Sprites {split} characters ...", file=sys.stderr)
         data = sprites_split(split, limit)
-        with (nullcontext(None) if json_out and not sys.stderr.isatty() else _progress_bar()) as progress:
-            result = evaluation.evaluate_sprites(net, jdg, data, repeats=repeats, batch_size=batch_size, seed=seed, device=dev, progress=progress)
+        with (nullcontext(None) if json_out and not sys.stderr.isatty() else progress_bar("evaluate")) as progress:
+            result = evaluate_sprites(net, jdg, data, repeats=repeats, batch_size=batch_size, seed=seed, device=dev, progress=progress)
         if plots is not None:
-            written = evaluation.trajectory_plots(net, jdg, plots, seed=seed, device=dev)
+            written = report.trajectory_plots(net, jdg, plots, seed=seed, device=dev)
             print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
         if json_out:
             print(json.dumps(result))
         else:
-            print(evaluation.markdown_report(result))
+            print(report.markdown_report(result))
 
 
 @app.command("predict")
@@ -97,8 +99,10 @@ def predict_command(
         import json
         import sys
 
-        from dsae_cli.evaluate import sprites as evaluation
-        from dsae_cli.evaluate.judge import load_judge, sprites_split
+        from dsae_cli.data.sprites import sprites_split
+        from dsae_cli.evaluate.judge import load_judge
+        from dsae_cli.evaluate.report import prediction_report
+        from dsae_cli.evaluate.sprites import evaluate_prediction
         from dsae_cli.runtime import load_model_for, resolve_device, seed_everything
 
         seed_everything(seed)
@@ -110,29 +114,10 @@ def predict_command(
         rows = []
         for name, net in nets:
             print(f"evaluating {name} ...", file=sys.stderr)
-            r = evaluation.evaluate_prediction(net, jdg, data, context=context, repeats=repeats, batch_size=batch_size, seed=seed, device=dev)
+            r = evaluate_prediction(net, jdg, data, context=context, repeats=repeats, batch_size=batch_size, seed=seed, device=dev)
             rows.append((name, {"model": name, **r}))
         if json_out:
             for _, r in rows:
                 print(json.dumps(r))
         else:
-            print(evaluation.prediction_report(rows))
-
-
-def _progress_bar():
-    """A Rich bar on stderr (stdout keeps the report); yields ``progress(done, total)``."""
-    from contextlib import contextmanager
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    @contextmanager
-    def bar_context():
-        with Progress(
-            TextColumn("[bold]evaluate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True),
-        ) as bar:  # fmt: skip
-            task = bar.add_task("evaluate", total=None)
-            yield lambda done, total: bar.update(task, completed=done, total=total)
-
-    return bar_context()
+            print(prediction_report(rows))

@@ -26,14 +26,14 @@ def evaluate_speech_command(
     with cli_errors():
         import json
 
-        from dsae_cli.commands.convert_voice import progress_bar
+        from dsae_cli.commands.common import progress_bar
         from dsae_cli.commands.video_common import say
         from dsae_cli.runtime import load_model_for, resolve_device
         from dsae_cli.evaluate.speaker import evaluate_speaker_verification
 
         dev = resolve_device(device)
         net = load_model_for(model, "speech", dev)
-        with progress_bar("embed") as progress:
+        with progress_bar("embed", transient=True) as progress:
             res = evaluate_speaker_verification(net, data, dev, progress=progress)
         if json_out:
             print(json.dumps(res))

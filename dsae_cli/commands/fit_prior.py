@@ -24,7 +24,7 @@ def fit_prior_command(
     p(f) becomes the full-covariance Gaussian closest to (1/N) sum_i q(f | x_i): the ELBO's best
     Gaussian prior for the trained encoder (encoder and decoder unchanged). `generate` and
     `evaluate` then draw f where the decoder was trained. `dsae train` does this at the end of
-    every run unless --no-fit-prior. Example: dsae fit-prior --model runs/sprites --data sprites -o runs/sprites-fitted
+    stage unless --set train.fit_f_prior=false. Example: dsae fit-prior --model runs/sprites --data sprites -o runs/sprites-fitted
     """
     from dsae_cli.errors import DsaeError, cli_errors
 
@@ -33,7 +33,7 @@ def fit_prior_command(
 
         from dsae_cli.io.files import check_output_path
         from dsae_cli.runtime import model_path, resolve_device
-        from dsae_cli.train.loop import refit_saved_f_prior, training_subset
+        from dsae_cli.train.prior import refit_saved_f_prior, training_subset
 
         if output.exists():
             raise DsaeError(f"{output} already exists; choose a new -o (the model there is kept)")

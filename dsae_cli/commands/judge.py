@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from dsae_cli.commands.common import DeviceOption
+from dsae_cli.commands.common import DeviceOption, progress_bar
 
 app = typer.Typer(help="The judge: a Sprites sequence classifier (action, skin, pants, top, hair) used to score models.", no_args_is_help=True)
 
@@ -38,13 +37,14 @@ def train(
             raise DsaeError(f"unknown --preset {preset!r}; use {' or '.join(JUDGE_PRESETS)}")
         if out.exists() and not out.is_dir():
             raise DsaeError(f"--out {out} is a file; give a folder (it is created if missing)")
-        if (out / "config.json").exists():
+        if (out / "config.json").exists() or (out / "model.safetensors").exists():
             raise DsaeError(f"{out} already holds a judge or model; choose another --out or delete it first")
         parent = out.parent if str(out.parent) else Path(".")
         if not parent.is_dir():
             raise DsaeError(f"folder {parent} for --out does not exist; create it first (mkdir -p {parent})")
 
-        from dsae_cli.evaluate.judge import save_judge, sprites_split, train_judge
+        from dsae_cli.data.sprites import sprites_split
+        from dsae_cli.evaluate.judge import save_judge, train_judge
         from dsae_cli.runtime import resolve_device
 
         dev = resolve_device(device)
@@ -52,7 +52,7 @@ def train(
         train_data = sprites_split("train", limit)
         test_data = sprites_split("test", limit)
         config = JudgeConfig(**JUDGE_PRESETS[preset])
-        with _progress_bar() as progress:
+        with progress_bar("judge") as progress:
             judge, summary = train_judge(
                 train_data, test_data, config, epochs=epochs, minutes=minutes, batch_size=batch_size, lr=lr,
                 seed=seed, device=dev, log=_say, progress=progress,
@@ -75,21 +75,3 @@ def _say(msg: str) -> None:
     import sys
 
     print(msg, file=sys.stderr)
-
-
-@contextmanager
-def _progress_bar():
-    """A Rich bar on stderr; yields ``progress(step, total, info)``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-    ) as bar:  # fmt: skip
-        task = bar.add_task("judge", total=None, info="")
-
-        def update(step: int, total: int, info: str) -> None:
-            bar.update(task, completed=step, total=total, info=info)
-
-        yield update

@@ -72,16 +72,12 @@ def _log(msg: str) -> None:
 
 @contextmanager
 def _rich_progress(total: int, start: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from dsae_cli.commands.common import progress_bar
 
-    with Progress(
-        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("train", total=total, completed=start, info="")
+    with progress_bar("train", total, start) as update:
 
-        def update(step: int, out: dict, rate: float) -> None:
+        def step(done: int, out: dict, rate: float) -> None:
             info = f"loss {out['loss']:.1f} recon {out['recon']:.1f} kl_f {out['kl_f']:.1f} kl_z {out['kl_z']:.1f} {rate:.0f} seq/s"
-            bar.update(task, completed=step, info=info)
+            update(done, info=info)
 
-        yield update
+        yield step

@@ -37,28 +37,9 @@ class SequenceData:
         return SequenceData(self.x[idx], self.groups[idx], self.modality, {k: v[idx] for k, v in self.labels.items()}, self.source)
 
 
-def sprites_arrays(progress=None) -> dict:
-    """The full Sprites set (train and test), built from the embedded layers (a few seconds)."""
-    from dsae_cli.data import sprites
-
-    return sprites.build_sprites(progress=progress)
-
-
-def _sprites_split(arrays: dict, split: str) -> SequenceData:
-    keep = np.asarray(arrays["split"]) == split
-    labels = {k: np.asarray(arrays[k])[keep] for k in ("skin", "pants", "top", "hair", "action", "char_id")}
-    return SequenceData(arrays["x"][keep], labels["char_id"], "video", labels, f"sprites:{split}")
-
-
-def load_sprites(split: str = "train", npz: Path | None = None, progress=None) -> SequenceData:
-    from dsae_cli.data import sprites
-
-    arrays = sprites.load_sprites_npz(npz) if npz is not None else sprites_arrays(progress)
-    return _sprites_split(arrays, split)
-
-
 def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceData:
     from dsae_cli.io import media
+    from dsae_cli.io.video import read_frames
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     if not files:
@@ -66,7 +47,7 @@ def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceDa
     windows, groups = [], []
     skipped = 0
     for i, path in enumerate(files):
-        frames = media.resize_frames(media.read_frames(path), frame_size)
+        frames = media.resize_frames(read_frames(path), frame_size)
         if len(frames) < seq_len:
             skipped += 1
             continue
@@ -80,15 +61,17 @@ def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceDa
 
 def load_training_data(spec: str, seq_len: int = 8, frame_size: int = 64, progress=None) -> SequenceData:
     """``sprites`` | FILE.npz | DIR (of GIFs) -> the training sequences (never Sprites test characters)."""
+    from dsae_cli.data.sprites import sprites_split
+
     if spec == "sprites":
-        return load_sprites("train", progress=progress)
+        return sprites_split("train", progress=progress)
     path = Path(spec)
     if not path.exists():
         raise DsaeError(f"--data {spec} not found; use 'sprites', a .npz from `dsae data sprites`, or a folder of GIFs")
     if path.is_file():
         if path.suffix.lower() != ".npz":
             raise DsaeError(f"--data {spec} is a file but not a .npz; use 'sprites', a .npz, or a folder of GIFs")
-        return load_sprites("train", npz=path)
+        return sprites_split("train", npz=path)
     return load_video_folder(path, seq_len, frame_size)
 
 

@@ -26,6 +26,8 @@ bit for bit (see :func:`_composite_over_opaque`).
 
 from __future__ import annotations
 
+import math
+
 import csv
 import functools
 from pathlib import Path
@@ -421,3 +423,35 @@ def write_sprites_gifs(directory: str | Path, data: dict, progress: Optional[Cal
             writer.writerow(["file", "char_id", "split", *ATTRIBUTE_NAMES, "action", "action_name"])
             writer.writerows(rows)
     return labels
+
+
+def sprites_split(split: str, limit: int | None = None, npz: str | Path | None = None, progress=None):
+    """The Sprites sequences of one split: ``train`` (the 1000 training characters), ``val`` (the 50 of
+    them that ``dsae train`` holds out for validation) or ``test`` (the other 296 characters).
+
+    Only the split's own characters are rendered (:func:`build_characters`), or read from ``npz`` (a
+    file of ``dsae data sprites``). ``limit`` keeps the first N sequences (for tests and smoke runs)
+    and renders only the characters they need.
+    """
+    from dsae_cli.data.sequences import SequenceData, held_out_groups
+
+    if split not in ("train", "val", "test"):
+        raise DsaeError(f"unknown Sprites split {split!r}; use train, val or test")
+    train_ids, test_ids = split_character_ids()
+    val_ids = held_out_groups(train_ids)
+    ids = {"train": train_ids, "val": val_ids, "test": test_ids}[split]  # val: the characters `dsae train` holds out
+    if limit is not None:
+        if limit < 1:
+            raise DsaeError("--limit must be at least 1")
+        ids = ids[: math.ceil(limit / N_MOTIONS)]
+    if npz is not None:
+        arrays = load_sprites_npz(npz)
+        keep = np.isin(np.asarray(arrays["char_id"]), ids)
+        arrays = {k: np.asarray(arrays[k])[keep] for k in ("x", "skin", "pants", "top", "hair", "action", "char_id")}
+    else:
+        arrays = build_characters(ids, progress=progress)
+    labels = {k: np.asarray(arrays[k]) for k in ("skin", "pants", "top", "hair", "action", "char_id")}
+    data = SequenceData(arrays["x"], labels["char_id"], "video", labels, f"sprites:{split}")
+    if limit is not None and limit < len(data):
+        data = data.subset(np.arange(limit))
+    return data

@@ -1,4 +1,4 @@
-"""The judge classifier's data, training loop, checkpoints and batched inference.
+"""The judge classifier's training loop, checkpoints and batched inference.
 
 A judge is saved like a model: a folder with ``config.json`` (format ``"dsae-judge"``, a format
 version, the :class:`~models.judge.JudgeConfig`, the training options and its accuracy on the real
@@ -30,33 +30,6 @@ DEFAULT_JUDGE = Path(__file__).parent.parent / "pretrained" / "judge"
 
 # --------------------------------------------------------------------------------------------
 # data
-
-
-def sprites_split(split: str, limit: int | None = None, progress=None):
-    """The Sprites sequences of one split, the same arrays and order as ``datasets.load_sprites(split)``.
-
-    Only the split's own characters are rendered (``sprites.build_characters``), so the test split
-    costs a quarter of the full build and memory. ``limit`` keeps the first N sequences (for tests
-    and smoke runs) and renders only the characters they need.
-    """
-    from dsae_cli.data import sprites
-    from dsae_cli.data.sequences import SequenceData, held_out_groups
-
-    if split not in ("train", "val", "test"):
-        raise DsaeError(f"unknown Sprites split {split!r}; use train, val or test")
-    train_ids, test_ids = sprites.split_character_ids()
-    val_ids = held_out_groups(train_ids)
-    ids = {"train": train_ids, "val": val_ids, "test": test_ids}[split]  # val: the characters `dsae train` holds out
-    if limit is not None:
-        if limit < 1:
-            raise DsaeError("--limit must be at least 1")
-        ids = ids[: math.ceil(limit / sprites.N_MOTIONS)]
-    arrays = sprites.build_characters(ids, progress=progress)
-    labels = {k: np.asarray(arrays[k]) for k in ("skin", "pants", "top", "hair", "action", "char_id")}
-    data = SequenceData(arrays["x"], labels["char_id"], "video", labels, f"sprites:{split}")
-    if limit is not None and limit < len(data):
-        data = data.subset(np.arange(limit))
-    return data
 
 
 # --------------------------------------------------------------------------------------------

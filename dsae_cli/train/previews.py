@@ -41,6 +41,7 @@ class Preview:
     @torch.no_grad()
     def speech(self, trainer) -> None:
         from dsae_cli.io import audio, media
+        from dsae_cli.io.render import spectrogram_picture
 
         src = trainer.val if trainer.val is not None and len(np.unique(trainer.val.groups)) >= 2 else trainer.data
         _, firsts, counts = np.unique(src.groups, return_index=True, return_counts=True)
@@ -53,4 +54,4 @@ class Preview:
         norm = audio.Normalisation.from_dict(trainer.checkpoint_extra["normalisation"])
         panels = [norm.invert(t[i].cpu().numpy()) for t in rows for i in range(len(pick))]
         labels = [f"{name} {i + 1}" for name in ("orig", "recon", "swap") for i in range(len(pick))]
-        media.write_png(trainer.run_dir / "preview.png", audio.spectrogram_picture(panels, labels, spec, scale=3))
+        media.write_png(trainer.run_dir / "preview.png", spectrogram_picture(panels, labels, spec, scale=3))

@@ -153,7 +153,8 @@ def _coerce(value, default, key: str):
             return float(value)
     elif isinstance(default, str):
         return str(value)
-    raise DsaeError(f"--set {key}={value!r}: expected a {type(default).__name__}")
+    kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "text")
+    raise DsaeError(f"--set {key}={value!r}: expected {kind}")
 
 
 def _parse_value(text: str):

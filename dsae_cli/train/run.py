@@ -47,6 +47,8 @@ def train(
         if out is not None or init_from is not None or recipe is not None or sets:
             raise DsaeError("--resume goes on with the run's own recipe; drop --out, --recipe, --set and --init-from")
         run_dir = Path(resume)
+        if minutes is not None:  # the budget of what is left: each remaining stage
+            train_overrides["minutes"] = minutes
         saved = run_dir / RECIPE_FILE
         if not saved.is_file():  # a run of one stage made without a recipe file: the loop resumes it as it is
             from dsae_cli.train.stage import run_stage
@@ -113,7 +115,8 @@ def _run_stages(
     previous: Path | None = None
     for plan in plans:
         folder = plan.folder(run_dir, n)
-        if (folder / DONE_FILE).is_file():
+        more = resuming and plan.index == n and ("steps" in resume_overrides or "minutes" in resume_overrides)
+        if (folder / DONE_FILE).is_file() and not more:  # a finished stage; the last one goes on when given more steps or minutes
             previous = folder
             continue
         if n > 1:
@@ -122,7 +125,8 @@ def _run_stages(
             summary = run_stage(data, folder, resume=True, train_overrides=resume_overrides, log=log, progress_factory=progress_factory)
         else:
             start_from = init_from if previous is None else previous / "best"
-            model = dict(rec.model) if start_from is None else {k: v for k, v in rec.model.items() if k in user_model_keys}
+            # from a trained model the architecture is the model's own: only loss weights set by the user carry over
+            model = dict(rec.model) if start_from is None else {k: v for k, v in rec.model.items() if k in user_model_keys and k in LOSS_WEIGHTS}
             model.update(plan.model)
             train_cfg = dict(plan.train)
             if start_from is not None and previous is None and "static_first" not in user_train_keys:
