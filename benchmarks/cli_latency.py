@@ -7,6 +7,7 @@ and their ratio. Target: swap at most 1.5x the bare torch import.
 
 from __future__ import annotations
 
+from machine import describe  # benchmarks/machine.py
 import argparse
 import json
 import statistics
@@ -43,6 +44,7 @@ def main() -> None:
             t_torch.append(wall(bare, ROOT))
             t_swap.append(wall(swap, ROOT))
     res = {
+        "machine": describe(),
         "swap_s": round(statistics.median(t_swap), 3),
         "import_torch_s": round(statistics.median(t_torch), 3),
         "ratio": round(statistics.median(t_swap) / statistics.median(t_torch), 2),

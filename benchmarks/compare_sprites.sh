@@ -53,7 +53,7 @@ for n in "${names[@]}"; do
 done
 # `dsae evaluate predict` always scores the test split
 dsae evaluate predict "${models[@]}" --context 4 --repeats 1 --json > "$RUNS/cmp-predict.json" 2> "$RUNS/cmp-predict.log"
-python -c "import json, sys; from dsae_cli.evaluate.sprites import prediction_report; rows = [json.loads(l) for l in open(sys.argv[1])]; print(prediction_report([(r['model'], r) for r in rows]))" "$RUNS/cmp-predict.json" > "$RUNS/cmp-predict.md"
+python -c "import json, sys; from dsae_cli.evaluate.report import prediction_report; rows = [json.loads(l) for l in open(sys.argv[1])]; print(prediction_report([(r['model'], r) for r in rows]))" "$RUNS/cmp-predict.json" > "$RUNS/cmp-predict.md"
 # one row per model and p(f): the action test's four numbers under N(0, I) and under the fitted p(f)
 python - "$RUNS" "${names[@]}" > "$RUNS/cmp-sprites.md" <<'EOF'
 import json, sys

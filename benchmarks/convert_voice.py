@@ -15,6 +15,7 @@ memory that does not grow with the input's length beyond the audio itself.
 
 from __future__ import annotations
 
+from machine import describe  # benchmarks/machine.py
 import argparse
 import json
 import resource
@@ -109,6 +110,7 @@ def main() -> None:
                 "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             })  # fmt: skip
     out = {
+        "machine": describe(),
         "inputs": origin,
         "model_id": getattr(model, "model_id", None),
         "iterations": args.iterations,

@@ -33,7 +33,8 @@ import torch
 import models.dsae as dsae_module
 from dsae_cli.data import sprites
 from dsae_cli.data.sequences import SequenceData
-from dsae_cli.train.loop import TrainConfig, Trainer
+from dsae_cli.train.config import TrainConfig
+from dsae_cli.train.loop import Trainer
 from dsae_cli.train.recipes import STAGE_KEYS, builtin_names, load_recipe
 from dsae_cli.train.stage import dsae_parts
 from models import DSAE, DSAEConfig

@@ -15,6 +15,7 @@ mfu = seq_per_s * flops_per_seq / peak.
 
 from __future__ import annotations
 
+from machine import describe  # benchmarks/machine.py
 import argparse
 import json
 import statistics
@@ -26,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dsae_cli.data.sequences import video_batch
 from dsae_cli.runtime import keep_freed_memory
-from dsae_cli.train.loop import cpu_has_bf16
+from dsae_cli.train.config import cpu_has_bf16
 from dsae_cli.train.recipes import builtin_names, load_recipe
 from models import DSAE, DSAEConfig
 from models import frames
@@ -183,6 +184,7 @@ def main() -> None:
     peak_after = matmul_peak()
     peak = max(peak_before, peak_after)
     res = {
+        "machine": describe(),
         "recipe": args.recipe,
         "conv_width": cfg.conv_width,
         "z_conv_width": cfg.z_conv_width or cfg.conv_width,

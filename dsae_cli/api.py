@@ -45,18 +45,22 @@ class Model:
     def model_id(self) -> str:
         return getattr(self.net, "model_id", "")
 
-    def clip(self, video, start: int = 0, stride: int = 1) -> Clip:
+    def clip(self, video, start: int = 0, stride: int = 1, encode: bool = True) -> Clip:
         """Encode ``video`` (frames, a path or a Clip); inputs longer than the model's T use the frames
-        ``start, start + stride, ...``."""
+        ``start, start + stride, ...``. ``encode=False`` only reads the frames and fits them to the model
+        (``latents`` stays empty); a path must then be an animation, not a ``.npz`` of ``dsae encode``."""
         from dsae_cli import manipulate
 
         if isinstance(video, Clip):
             return video
         if isinstance(video, (str, Path)):
+            if not encode:
+                inp = manipulate.load_video(Path(video), self.net, start, stride)
+                return Clip(inp.frames, {}, inp.note)
             frames, lat, note = manipulate.latents_of(Path(video), self.net, start, stride, self.device)
             return Clip(frames, lat, note)
         inp = manipulate.fit_frames(np.asarray(video), self.net, start, stride, "the frames")
-        return Clip(inp.frames, manipulate.encode_frames(self.net, inp.frames, self.device), inp.note)
+        return Clip(inp.frames, manipulate.encode_frames(self.net, inp.frames, self.device) if encode else {}, inp.note)
 
     def encode(self, video, start: int = 0, stride: int = 1) -> dict:
         """Posterior means and log-variances: ``f_mean``, ``f_logvar`` (f_dim), ``z_mean``, ``z_logvar`` (T, z_dim)."""
@@ -95,16 +99,17 @@ class Model:
         return manipulate.predict(self.net, self.clip(video).frames, context, seed=seed, device=self.device)
 
 
-def load(model: str | Path | None = None, modality: str = "video", device: str = "auto", seed: int | None = None) -> Model:
+def load(model: str | Path | None = None, modality: str | None = None, device: str = "auto", seed: int | None = None) -> Model:
     """A trained model: an embedded model's name (``sprites``, ``speech``), a run folder or a ``.safetensors``
-    file; ``None`` is the modality's embedded model."""
+    file; ``None`` is the modality's embedded model. ``modality`` (video or speech; default: speech for
+    the model named ``speech``, else video) must be the model's."""
     from dsae_cli.runtime import load_model_for, resolve_device, seed_everything
 
     if seed is not None:
         seed_everything(seed)
     dev = resolve_device(device)
-    if model is not None and str(model) == "speech":
-        modality = "speech"
+    if modality is None:
+        modality = "speech" if model is not None and str(model) == "speech" else "video"
     return Model(load_model_for(Path(model) if model is not None else None, modality, dev), dev)
 
 

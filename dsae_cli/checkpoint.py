@@ -48,35 +48,49 @@ def save_model(model, path: str | Path, extra: dict | None = None) -> Path:
 def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
     """Write weights and their metadata so that a crash never pairs one save's weights with another's config.
 
-    The metadata always travels inside the safetensors file (the reader takes it from there). A model
-    folder (``best/``, an export) is written as a new folder and renamed over the old one; a run folder
-    (it holds ``state.pt``, ``train.json`` or ``recipe.json`` beside the model) keeps its other files and
-    gets the weights file replaced atomically, then ``config.json``, a readable copy of the metadata.
+    The metadata travels inside the safetensors file too, with a save id that ``config.json`` repeats,
+    so a reader can tell when the two come from different saves. A model folder (``best/``, an export)
+    is written as a new folder and renamed over the old one; a run folder (it holds ``state.pt``,
+    ``train.json`` or ``recipe.json`` beside the model) keeps its other files and gets the weights file
+    replaced atomically, then ``config.json``, a readable copy of the metadata.
     """
-    import os
-    import shutil
-    import tempfile
+    import uuid
 
     from safetensors.torch import save_file
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    meta = {**meta, "save_id": uuid.uuid4().hex[:16]}
     packed = {"dsae": json.dumps(meta)}
     if path.suffix == ".safetensors":
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=packed)
         return path
+
+    def fill(folder: Path) -> None:
+        save_file(tensors, str(folder / WEIGHTS_NAME), metadata=packed)
+        (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+
     if path.is_dir() and any((path / name).exists() for name in RUN_FILES):
         with atomic_path(path / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata=packed)
         with atomic_path(path / CONFIG_NAME) as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
         return path
+    return replace_folder(path, fill)
+
+
+def replace_folder(path: Path, fill) -> Path:
+    """Make ``path`` a folder that ``fill(folder)`` wrote: written beside it, then renamed over it."""
+    import os
+    import shutil
+    import tempfile
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent))
     try:
-        save_file(tensors, str(new / WEIGHTS_NAME), metadata=packed)
-        (new / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+        fill(new)
         os.chmod(new, 0o755)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
@@ -91,10 +105,23 @@ def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
 
 
 def copy_model(src: str | Path, dst: str | Path) -> Path:
-    """Copy the model in folder ``src`` to ``dst`` (replaced as a whole, as :func:`write_checkpoint` does)."""
-    meta, state = read_checkpoint(src, FORMAT, "model")
-    meta.pop("_id")
-    return write_checkpoint(state, meta, dst)
+    """Copy the model folder ``src`` to ``dst`` byte for byte (the same model id), replacing ``dst``'s model
+    as a whole (a run folder's model file by file, as :func:`write_checkpoint` does)."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    read_checkpoint(src, FORMAT, "model")  # refuse a damaged source before anything is replaced
+
+    def fill(folder: Path) -> None:
+        for name in (WEIGHTS_NAME, CONFIG_NAME):
+            shutil.copyfile(src / name, folder / name)
+
+    if dst.is_dir() and any((dst / name).exists() for name in RUN_FILES):
+        for name in (WEIGHTS_NAME, CONFIG_NAME):
+            with atomic_path(dst / name) as tmp:
+                shutil.copyfile(src / name, tmp)
+        return dst
+    return replace_folder(dst, fill)
 
 
 def read_checkpoint(path: str | Path, fmt: str, what: str = "model") -> tuple[dict, dict]:
@@ -125,6 +152,13 @@ def read_checkpoint(path: str | Path, fmt: str, what: str = "model") -> tuple[di
     for k, v in state.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise DsaeError(f"{path} holds non-finite weights in {k}; the {what} is damaged")
+    if Path(path).is_dir():
+        packed = _packed_meta(weights_file)
+        if packed is not None and packed.get("save_id") and packed.get("save_id") != meta.get("save_id"):
+            raise DsaeError(
+                f"{path}: config.json and model.safetensors come from different saves (a write was cut off); "
+                f"restore the {what} or train it again"
+            )
     meta["_id"] = model_id(weights_file)
     return meta, state
 
@@ -152,9 +186,6 @@ def _read_meta(path: Path, what: str = "model") -> tuple[dict, Path]:
                 f"{path} is not a dsae checkpoint (it needs {CONFIG_NAME} and {WEIGHTS_NAME}); "
                 "pass a folder written by `dsae train`, `dsae judge train` or a .safetensors bundle"
             )
-        packed = _packed_meta(weights)
-        if packed is not None:  # the copy written with the weights: never from another save
-            return packed, weights
         try:
             meta = json.loads(cfg_file.read_text())
         except (ValueError, UnicodeDecodeError) as err:
@@ -192,24 +223,37 @@ def load_model(path: str | Path, modality: str | None = None, device: str = "cpu
     """Rebuild a model from a checkpoint; ``modality`` (if given) must match the checkpoint's."""
     from models import DSAE, DSAEConfig
 
+    def check(config) -> None:
+        if modality is not None and config.modality != modality:
+            raise DsaeError(
+                f"{path} is a {config.modality} model but this command needs a {modality} model; pass one with --model"
+            )
+
     path = Path(path)
-    meta, state = read_checkpoint(path, FORMAT, "model")
+    return load_module(path, FORMAT, "model", DSAEConfig, DSAE, "retrain or restore the checkpoint", device, check)
+
+
+def load_module(path: Path, fmt: str, what: str, config_cls, module_cls, fix: str, device: str = "cpu", check=None):
+    """Rebuild the ``module_cls(config)`` a checkpoint of format ``fmt`` holds (a ``what``: model or judge),
+    in eval mode on ``device``, with its metadata as ``checkpoint_meta`` and its id as ``<what>_id``.
+
+    A config ``config_cls.from_dict`` cannot read is refused with ``fix`` (what to do about it);
+    ``check(config)`` may refuse the config before the module is built."""
+    meta, state = read_checkpoint(path, fmt, what)
     ident = meta.pop("_id")
     try:
-        config = DSAEConfig.from_dict(meta["config"])
+        config = config_cls.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as err:
-        raise DsaeError(f"{path} has an unusable model config ({err}); retrain or restore the checkpoint") from None
-    if modality is not None and config.modality != modality:
-        raise DsaeError(
-            f"{path} is a {config.modality} model but this command needs a {modality} model; pass one with --model"
-        )
-    model = DSAE(config)
-    check_weights(path, model, state)
-    model.load_state_dict(state)
-    model.eval()
-    model.checkpoint_meta = meta
-    model.model_id = ident
-    return model.to(device)
+        raise DsaeError(f"{path} has an unusable {what} config ({err}); {fix}") from None
+    if check is not None:
+        check(config)
+    module = module_cls(config)
+    check_weights(path, module, state, what)
+    module.load_state_dict(state)
+    module.eval()
+    module.checkpoint_meta = meta
+    setattr(module, f"{what}_id", ident)
+    return module.to(device)
 
 
 def model_id(weights_file: Path) -> str:

@@ -84,7 +84,7 @@ def test_init_from_starts_a_new_run_from_trained_weights(tiny_run, sprite_gifs, 
     from dsae_cli.checkpoint import load_model
 
     run = tmp_path / "tuned"
-    result = invoke("train", "--data", sprite_gifs, "--out", run, "--init-from", tiny_run, "--set", f"model.cycle_weight={0.5}", "--steps", 4,
+    result = invoke("train", "--data", sprite_gifs, "--out", run, "--recipe", "tiny", "--init-from", tiny_run, "--set", f"model.cycle_weight={0.5}", "--steps", 4,
                     "--eval-every", 2, "--checkpoint-every", 4, "--preview-every", 0, "--device", "cpu")  # fmt: skip
     assert result.exit_code == 0, result.output
     base, tuned = load_model(tiny_run), load_model(run)

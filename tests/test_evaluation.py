@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dsae_cli.evaluate import metrics as ev
 from dsae_cli.app import app
-from dsae_cli.checkpoint import load_model, save_model
+from dsae_cli.checkpoint import load_model, save_model, write_checkpoint
 from dsae_cli.errors import DsaeError
 from dsae_cli.data.sprites import sprites_split
 from dsae_cli.evaluate.judge import load_judge, save_judge
@@ -172,11 +172,13 @@ def test_judge_round_trip_and_refusals(tmp_path):
         load_judge(tmp_path / "missing")
     with pytest.raises(DsaeError, match="is a file"):
         load_judge(tmp_path / "judge" / "config.json")
-    meta["format_version"] = 99
-    (tmp_path / "judge" / "config.json").write_text(json.dumps(meta))
+    # the metadata packed with the weights is the one read (config.json is the copy for people)
+    write_checkpoint(judge.state_dict(), {**meta, "format_version": 99}, tmp_path / "judge")
     with pytest.raises(DsaeError, match="version 99"):
         load_judge(tmp_path / "judge")
-    (tmp_path / "judge" / "config.json").write_text("{broken")
+    save_judge(judge, tmp_path / "judge")
+    weights = tmp_path / "judge" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(DsaeError, match="damaged"):
         load_judge(tmp_path / "judge")
 
@@ -214,11 +216,14 @@ def test_evaluate_sprites_json(tiny_pair, tmp_path):
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     r = json.loads(result.stdout)
-    for key in ("acc", "is", "h_yx", "h_y", "static_acc", "swap", "paper_table", "model_id", "judge_id", "repeats", "n_test"):
+    for key in ("split", "action_standard", "action_fitted", "static_acc", "swap", "paper_table", "model_id", "judge_id", "repeats", "n_test"):
         assert key in r, key
-    assert r["n_test"] == 18 and r["repeats"] == 2 and len(r["model_id"]) == 16 and len(r["judge_id"]) == 16
-    assert in_range(r["acc"], 0, 1) and in_range(r["is"], 1, 9)
-    assert in_range(r["h_yx"], 0, math.log(9)) and in_range(r["h_y"], 0, math.log(9))
+    assert r["split"] == "test" and r["n_test"] == 18 and r["repeats"] == 2 and len(r["model_id"]) == 16 and len(r["judge_id"]) == 16
+    for action in (r["action_standard"], r["action_fitted"]):  # f from N(0, I); from the fitted p(f), if the model has one
+        if action is None:
+            continue
+        assert in_range(action["acc"], 0, 1) and in_range(action["is"], 1, 9)
+        assert in_range(action["h_yx"], 0, math.log(9)) and in_range(action["h_y"], 0, math.log(9))
     assert set(r["static_acc"]) == {"skin", "pants", "top", "hair", "all"}
     assert set(r["swap"]) == {"skin", "pants", "top", "hair", "all", "action"}
     assert all(in_range(v, 0, 1) for v in (*r["static_acc"].values(), *r["swap"].values()))
@@ -237,7 +242,7 @@ def test_evaluate_sprites_json(tiny_pair, tmp_path):
         assert (tmp_path / "plots" / name).stat().st_size > 0
     # same seed, same numbers
     again = json.loads(runner.invoke(app, [str(a) for a in args[:-2]]).stdout)
-    assert again["acc"] == r["acc"] and again["paper_table"] == r["paper_table"]
+    assert again["action_standard"] == r["action_standard"] and again["paper_table"] == r["paper_table"]
 
 
 def test_evaluate_sprites_markdown_and_refusals(tiny_pair):
@@ -284,3 +289,35 @@ def test_evaluate_predict_compares_dynamics(tiny_pair, tmp_path):
     assert table.exit_code == 0 and "| model | dynamics |" in table.stdout and "lstm-f" in table.stdout
     bad = runner.invoke(app, ["evaluate", "predict", "--model", str(model), "--judge", str(judge), "--limit", "18", "--context", "8"])
     assert bad.exit_code == 1 and "--context must be between 1 and 7" in bad.output
+
+
+def test_action_keys_name_the_prior_they_draw_f_from(tiny_pair):
+    """action_standard draws f from N(0, I) whatever the model's p(f); action_fitted from the fitted p(f),
+    and is None for a model without one. Placing the fitted p(f) far from N(0, I) tells the draws apart."""
+    import torch
+
+    from dsae_cli.checkpoint import load_model
+    from dsae_cli.data.sprites import sprites_split
+    from dsae_cli.evaluate.sprites import evaluate_sprites
+
+    model, judge = load_model(tiny_pair[0]), load_judge(tiny_pair[1])
+    data = sprites_split("test", limit=18)
+    plain = evaluate_sprites(model, judge, data, repeats=1, batch_size=9)
+    assert plain["f_prior"] == "standard" and plain["action_fitted"] is None
+    draws = []
+    usual = type(model).sample_f
+
+    def spy(self, batch, generator=None, standard=False):
+        f = usual(self, batch, generator=generator, standard=standard)
+        draws.append((standard, float(f.mean())))
+        return f
+
+    model.fit_f_prior(torch.full((4, model.config.f_dim), 50.0), torch.zeros(4, model.config.f_dim))
+    type(model).sample_f = spy
+    try:
+        fitted = evaluate_sprites(model, judge, data, repeats=1, batch_size=9)
+    finally:
+        type(model).sample_f = usual
+    assert fitted["f_prior"] == "fitted" and fitted["action_fitted"] is not None
+    assert {s for s, _ in draws} == {True, False}
+    assert all(abs(m) < 5 for s, m in draws if s) and all(m > 45 for s, m in draws if not s)

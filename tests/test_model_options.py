@@ -207,7 +207,7 @@ def test_hide_z_decodes_from_f_alone_with_the_same_kl_terms():
 def test_loss_terms_stay_float32_under_bf16_autocast():
     """Under bf16 autocast (dsae train --precision bf16) the layers run in bf16, but the Gaussian heads'
     outputs, and so the samples, KLs and the loss, are float32: a KL summed in bf16 keeps 3 digits."""
-    from dsae_cli.train.loop import cpu_has_bf16
+    from dsae_cli.train.config import cpu_has_bf16
 
     if not cpu_has_bf16():  # oneDNN has no bf16 LSTM there (dsae train refuses --precision bf16 on such CPUs)
         pytest.skip("this CPU has no native bf16 (AVX512-BF16 or AMX)")

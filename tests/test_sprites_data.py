@@ -1,4 +1,4 @@
-"""Tests of the Sprites data-set builder (dsae_cli/sprites.py) and ``dsae data sprites``.
+"""Tests of the Sprites data-set builder (dsae_cli/data/sprites.py, sprites_files.py) and ``dsae data sprites``.
 
 The whole set builds in a few seconds, so one module-scoped fixture builds it once. Pixels are
 checked against an independent reference: Pillow's ``Image.alpha_composite`` on full layer
@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from dsae_cli.data import sprites as sp
+from dsae_cli.data.sprites_files import load_sprites_npz, write_sprites_gifs, write_sprites_npz
 from dsae_cli.errors import DsaeError
 
 # README appendix: SHA-1 of each layer file (byte copies of Universal-LPC-spritesheet @ 2668274d)
@@ -279,18 +280,18 @@ def test_progress_called_per_character():
 
 
 def test_npz_round_trip(tmp_path, sample):
-    path = sp.write_sprites_npz(tmp_path / "s.npz", sample)
+    path = write_sprites_npz(tmp_path / "s.npz", sample)
     assert path == tmp_path / "s.npz"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.npz"]  # no temp file left behind
-    loaded = sp.load_sprites_npz(path)
+    loaded = load_sprites_npz(path)
     for key in sp.DATA_KEYS:
         assert np.array_equal(loaded[key], sample[key]) and loaded[key].dtype == sample[key].dtype, key
 
 
 def test_npz_name_without_suffix_is_kept(tmp_path, sample):
-    path = sp.write_sprites_npz(tmp_path / "sprites.data", sample)
+    path = write_sprites_npz(tmp_path / "sprites.data", sample)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sprites.data"]
-    assert np.array_equal(sp.load_sprites_npz(path)["x"], sample["x"])
+    assert np.array_equal(load_sprites_npz(path)["x"], sample["x"])
 
 
 def _one_line_error(excinfo) -> str:
@@ -317,27 +318,27 @@ def test_load_rejects_bad_files(tmp_path, sample, change, words):
     path = tmp_path / "bad.npz"
     np.savez(path, **data)
     with pytest.raises(DsaeError, match=words) as excinfo:
-        sp.load_sprites_npz(path)
+        load_sprites_npz(path)
     _one_line_error(excinfo)
 
 
 def test_load_rejects_missing_npy_and_garbage(tmp_path):
     with pytest.raises(DsaeError, match="not found") as excinfo:
-        sp.load_sprites_npz(tmp_path / "nope.npz")
+        load_sprites_npz(tmp_path / "nope.npz")
     _one_line_error(excinfo)
     np.save(tmp_path / "arr.npy", np.zeros(3))
     with pytest.raises(DsaeError, match="single array") as excinfo:
-        sp.load_sprites_npz(tmp_path / "arr.npy")
+        load_sprites_npz(tmp_path / "arr.npy")
     _one_line_error(excinfo)
     (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
     with pytest.raises(DsaeError, match="cannot read") as excinfo:
-        sp.load_sprites_npz(tmp_path / "junk.npz")
+        load_sprites_npz(tmp_path / "junk.npz")
     _one_line_error(excinfo)
     # a file cut short mid-write (what atomic writing prevents)
-    sp.write_sprites_npz(tmp_path / "whole.npz", sp.build_characters([0]))
+    write_sprites_npz(tmp_path / "whole.npz", sp.build_characters([0]))
     (tmp_path / "junk.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:5000])
     with pytest.raises(DsaeError, match="cannot read") as excinfo:
-        sp.load_sprites_npz(tmp_path / "junk.npz")
+        load_sprites_npz(tmp_path / "junk.npz")
     _one_line_error(excinfo)
 
 
@@ -346,7 +347,7 @@ def test_gifs_and_labels_csv(tmp_path):
 
     data = sp.build_characters([5, 1295])  # one test and one train character
     calls = []
-    labels = sp.write_sprites_gifs(tmp_path / "gifs", data, progress=calls.append)
+    labels = write_sprites_gifs(tmp_path / "gifs", data, progress=calls.append)
     assert labels == tmp_path / "gifs" / "labels.csv" and calls == [1] * 18
     with open(labels, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -364,7 +365,7 @@ def test_gifs_and_labels_csv(tmp_path):
 
 
 def test_no_torch_import():
-    code = "import sys, dsae_cli.data.sprites, dsae_cli.commands.data; sys.exit('torch' in sys.modules)"
+    code = "import sys, dsae_cli.data.sprites, dsae_cli.data.sprites_files, dsae_cli.commands.data; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -422,5 +423,5 @@ def test_cli_builds_the_whole_set(tmp_path):
     result = CliRunner().invoke(_cli(), ["data", "sprites", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "11664 sequences" in result.output and "train 9000, test 2664" in result.output
-    data = sp.load_sprites_npz(out)
+    data = load_sprites_npz(out)
     assert hashlib.sha1(data["x"].tobytes()).hexdigest() == X_SHA1

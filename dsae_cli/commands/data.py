@@ -42,6 +42,7 @@ def sprites(
         import time
 
         from dsae_cli.data import sprites as sp
+        from dsae_cli.data.sprites_files import write_sprites_gifs, write_sprites_npz
         from dsae_cli.errors import DsaeError
         from dsae_cli.io.files import check_output_path
 
@@ -58,10 +59,10 @@ def sprites(
         with progress_bar("sprites", sp.N_CHARACTERS) as update:
             data = sp.build_sprites(progress=update.advance)
         _say(f"compressing and writing {output} ...")
-        sp.write_sprites_npz(output, data)
+        write_sprites_npz(output, data)
         if gifs is not None:
             with progress_bar("gifs", len(data["x"])) as update:
-                sp.write_sprites_gifs(gifs, data, progress=update.advance)
+                write_sprites_gifs(gifs, data, progress=update.advance)
         elapsed = time.perf_counter() - start
 
         n_train = int((data["split"] == "train").sum())

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dsae_cli.io.audio import AUDIO_SUFFIXES, Normalisation, SpectrogramConfig, read_audio, speech_segments
-from dsae_cli.data.sequences import SequenceData
+from dsae_cli.data.sequences import SequenceData, held_out_groups
 from dsae_cli.train.batches import Batches
 from dsae_cli.errors import DsaeError
 
@@ -100,13 +100,17 @@ def load_speech_corpus(folder: str | Path, cfg: SpectrogramConfig, progress=None
 
 
 def utterance_split(data: SequenceData, fraction: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx), holding out whole utterances; at least one each when there are two or more."""
-    utts = np.unique(data.labels["utterance"])
-    n_val = int(round(fraction * len(utts)))
-    n_val = min(max(n_val, 1), len(utts) - 1) if len(utts) >= 2 else 0
-    val_utts = np.random.RandomState(seed).permutation(utts)[:n_val]
-    is_val = np.isin(data.labels["utterance"], val_utts)
+    """(train_idx, val_idx), holding out whole utterances (:func:`held_out_groups` of the utterance ids)."""
+    is_val = np.isin(data.labels["utterance"], held_out_groups(data.labels["utterance"], fraction, seed))
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def held_out_utterances(folder: str | Path, cfg: SpectrogramConfig, fraction: float = 0.05, seed: int = 0) -> list[Utterance]:
+    """The utterances of a training corpus that ``dsae train`` holds out for validation (with the same
+    fraction and seed), in corpus order."""
+    utts = scan_corpus(folder)
+    data, _ = load_speech_corpus(folder, cfg)  # which utterances are usable decides the split, as in training
+    return [utts[int(k)] for k in held_out_groups(data.labels["utterance"], fraction, seed)]
 
 
 def parse_speech_spec(spec: str | None, modality: str | None = None) -> tuple[str | None, str | None]:

@@ -1,1 +1,2 @@
-"""Evaluation: the judge classifier, the Sprites metrics of the papers, speaker verification."""
+"""Evaluation: the judge classifier, the Sprites metrics of the papers (metrics: the numbers; sprites:
+running them; report: tables and plots), speaker verification."""

@@ -29,10 +29,6 @@ DEFAULT_JUDGE = Path(__file__).parent.parent / "pretrained" / "judge"
 
 
 # --------------------------------------------------------------------------------------------
-# data
-
-
-# --------------------------------------------------------------------------------------------
 # checkpoints
 
 
@@ -57,7 +53,7 @@ def save_judge(judge, path: str | Path, extra: dict | None = None) -> Path:
 
 def load_judge(path: str | Path | None = None, device: str = "cpu"):
     """Rebuild a judge from its folder (default: the embedded one), in eval mode, on ``device``."""
-    from dsae_cli.checkpoint import check_weights, read_checkpoint
+    from dsae_cli.checkpoint import load_module
     from models.judge import Judge, JudgeConfig
 
     if path is None:
@@ -71,19 +67,7 @@ def load_judge(path: str | Path | None = None, device: str = "cpu"):
         raise DsaeError(f"judge {path} not found; pass a folder written by `dsae judge train` with --judge")
     if not path.is_dir():
         raise DsaeError(f"judge {path} is a file; a judge is a folder (config.json + model.safetensors) written by `dsae judge train`")
-    meta, state = read_checkpoint(path, FORMAT, "judge")
-    ident = meta.pop("_id")
-    try:
-        config = JudgeConfig.from_dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise DsaeError(f"{path} has an unusable judge config ({err}); retrain the judge") from None
-    judge = Judge(config)
-    check_weights(path, judge, state, "judge")
-    judge.load_state_dict(state)
-    judge.eval()
-    judge.checkpoint_meta = meta
-    judge.judge_id = ident
-    return judge.to(device)
+    return load_module(path, FORMAT, "judge", JudgeConfig, Judge, "retrain the judge", device)
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,18 +78,22 @@ def mfcc_mean(audio: np.ndarray, spec) -> np.ndarray:
     return m[1:].mean(axis=1)
 
 
-def evaluate_speaker_verification(model, folder: str | Path, device: str = "cpu", progress=None) -> dict:
+def evaluate_speaker_verification(model, folder: str | Path, device: str = "cpu", progress=None, split: str = "test") -> dict:
     """EERs of mu_f, mu_z and the plain baselines over every pair of utterances in ``folder``.
 
-    ``progress(done, total)`` is called after each utterance. Unreadable, silent and too-short
-    files are skipped and counted.
+    ``split="test"``: ``folder`` holds speakers unseen in training. ``split="val"``: ``folder`` is the
+    model's training corpus, and only the utterances that training held out are scored, each cut
+    into two halves (the corpus may have one utterance per speaker). ``progress(done, total)`` is
+    called after each utterance. Unreadable, silent and too-short files are skipped and counted.
     """
+    from dsae_cli.data.speech import held_out_utterances, scan_corpus
     from dsae_cli.io.audio import read_audio
-    from dsae_cli.data.speech import scan_corpus
     from dsae_cli.voice import SpeechCodec
 
+    if split not in ("val", "test"):
+        raise DsaeError(f"unknown --split {split!r}; use val or test")
     codec = SpeechCodec.of(model, device)
-    utts = scan_corpus(folder)
+    utts = held_out_utterances(folder, codec.spec) if split == "val" else scan_corpus(folder)
     mu_f, mu_z, logspec, mfcc, speakers, skipped = [], [], [], [], [], []
     for k, u in enumerate(utts):
         try:
@@ -97,13 +101,14 @@ def evaluate_speaker_verification(model, folder: str | Path, device: str = "cpu"
         except DsaeError as err:
             skipped.append(str(err))
             audio = None
-        if audio is not None:
-            segs = codec.utterance_segments(audio)
+        pieces = [audio] if split == "test" or audio is None else [audio[: len(audio) // 2], audio[len(audio) // 2 :]]
+        for piece in pieces if audio is not None else []:
+            segs = codec.utterance_segments(piece)
             f, z = codec.encode(segs)
             mu_f.append(f.mean(axis=0))
             mu_z.append(z.mean(axis=(0, 1)))
             logspec.append(segs.mean(axis=(0, 1)))
-            mfcc.append(mfcc_mean(audio, codec.spec))
+            mfcc.append(mfcc_mean(piece, codec.spec))
             speakers.append(u.speaker)
         if progress is not None:
             progress(k + 1, len(utts))
@@ -121,6 +126,7 @@ def evaluate_speaker_verification(model, folder: str | Path, device: str = "cpu"
     best = "mfcc" if eers["mfcc"] < eers["logspec"] else "logspec"
     return {
         "data": str(folder),
+        "split": split,
         "model_id": getattr(model, "model_id", None),
         "eer_f": round(eers["f"], 4),
         "eer_z": round(eers["z"], 4),

@@ -199,7 +199,6 @@ def evaluate_prediction(model, judge, data, context: int = 4, repeats: int = 3, 
     if not 1 <= context < T:
         raise DsaeError(f"--context must be between 1 and {T - 1} for {T}-frame sequences, not {context}")
     labels = _prepare(model, judge, data, repeats)
-    fitted = model.config.f_prior == "fitted"
     start = time.perf_counter()
     n = len(data)
     gen = torch.Generator(device=device)

@@ -1,1 +1,2 @@
-"""Reading and writing: video and pictures (media), audio, files written atomically, plots."""
+"""Reading and writing: video frames (video: reading; media: shaping, writing, pictures), audio (audio:
+files and features; render: Griffin-Lim and spectrogram pictures), files written atomically, plots."""

@@ -354,17 +354,6 @@ def warp_frequency(frames: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return (low + w * (high - low)).astype(np.float32)
 
 
-def channel_gains(n: int, n_bins: int, strength: float, rng: np.random.Generator, terms: int = 4) -> np.ndarray:
-    """Random smooth channel responses, (n, n_bins) log gains: ``sum_m a_m cos(pi m k / (n_bins - 1))``
-    for m = 0 .. terms - 1 (m = 0 a level change, then ever finer tilts and ripples), each a_m drawn
-    uniformly from [-strength, strength] per curve. Added to log magnitudes, a curve is a different
-    microphone, room or gain: what a recording changes about a voice."""
-    k = np.arange(n_bins, dtype=np.float64) / max(n_bins - 1, 1)
-    basis = np.cos(np.pi * np.arange(terms)[:, None] * k[None, :])  # (terms, n_bins)
-    a = rng.uniform(-strength, strength, (n, terms))
-    return (a @ basis).astype(np.float32)
-
-
 def segment_starts(n_frames: int, seq_len: int, hop: int) -> np.ndarray:
     """Starts of T-frame segments every ``hop`` frames, the last aligned to the end so every frame is covered."""
     if n_frames < seq_len:

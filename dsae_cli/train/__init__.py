@@ -1,1 +1,1 @@
-"""Training: the loop, recipes, p(f) fitting and running several processes."""
+"""Training: the loop, its options (config) and run folder (runfolder), recipes, p(f) fitting and running several processes."""

@@ -1,24 +1,16 @@
 """The training loop. It knows nothing about the DSAE beyond its forward pass, ``model(batch, beta_f, beta_z) -> dict`` of losses.
 
-A run directory holds:
-  config.json + model.safetensors   the final (latest) model
-  best/                             the model with the best validation loss so far
-  state.pt                          weights, optimiser, RNG states (every process), data order and step, for --resume
-  metrics.jsonl                     one JSON object per logged step (appended, never rewritten)
-  train.json                        the training options, so --resume continues the same run
-  loss.png, preview.gif             a loss curve and a reconstruction/swap preview, refreshed as it goes
-                                    (speech: preview.png, spectrograms of originals, reconstructions, swaps)
+Its options are a :class:`~dsae_cli.train.config.TrainConfig`; what it writes into the run folder
+(model, best model, resume state, metrics, previews) is listed in :mod:`dsae_cli.train.runfolder`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,43 +22,8 @@ from dsae_cli.data.sequences import SequenceData
 from dsae_cli.train.batches import Batches
 from dsae_cli.errors import DsaeError
 from dsae_cli.io.files import atomic_path
-
-
-LR_SCHEDULES = ("constant", "cosine", "cosine-time")
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@dataclass
-class TrainConfig:
-    steps: int = 2000  # optimiser steps to run (the run stops at whichever of steps/minutes comes first)
-    minutes: float = 0.0  # wall-clock budget in minutes; 0 means no limit
-    batch_size: int = 32  # sequences per step, over all processes (torchrun: each of N takes batch_size / N)
-    lr: float = 1e-3  # Adam learning rate
-    seed: int = 0  # seeds the model init, the data order and every sample
-    checkpoint_every: int = 500  # steps between checkpoints (model + state.pt)
-    log_every: int = 10  # steps between metrics.jsonl lines
-    eval_every: int = 250  # steps between validation passes (best/ is kept on validation loss)
-    preview_every: int = 500  # steps between loss.png / preview.gif refreshes (0: never)
-    kl_warmup: int = 0  # steps over which the KL weights rise linearly from 0 to their config values
-    static_first: int = 0  # the first N steps decode every sequence from f alone (z_1:T hidden: zeros), so f learns
-    #   the whole look before z learns the motion (DSAE.loss(hide_z=True)); 0 = off (the paper's training)
-    grad_clip: float = 100.0  # clip the gradient norm (0: off)
-    val_fraction: float = 0.05  # share of training characters/files held out for validation
-    device: str = "cpu"
-    lr_schedule: str = "constant"  # "constant"; "cosine": the learning rate anneals to 0 over `steps`;
-    # "cosine-time": it anneals to 0 by whichever ends first, `steps` or the `minutes` wall budget (a resume
-    # continues from where the anneal was and finishes it over the new budget)
-    precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16" (CUDA, or a CPU with native bf16)
-    compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
-    warp: float = 0.0  # speech: each training sequence (with its partner, under pair_weight) gets its frequency
-    #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
-    fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
-    #   the training sequences (DSAE.fit_f_prior: the ELBO's M-step for p(f)'s mean and covariance)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+from dsae_cli.train.config import TrainConfig, autocast_dtype, rank_seed  # TrainConfig: tests/test_speech.py imports it from here
+from dsae_cli.train.runfolder import read_metrics, remove_stale_temp_files, repair_metrics
 
 
 class Trainer:
@@ -96,9 +53,9 @@ class Trainer:
         self.best_val = math.inf
         self.bad_steps = 0
         self.last_logged = -1
-        self.elapsed = 0.0  # training seconds accumulated over all sessions of this run
+        self.elapsed = 0.0  # training seconds accumulated over every launch of this run (resumes included)
         self.lr_progress = 0.0  # cosine-time: how far the anneal has gone (0..1), kept across resumes
-        self._progress_at_start, self._budget_s, self._session_s = 0.0, math.inf, 0.0
+        self._progress_at_start, self._budget_s, self._launch_s = 0.0, math.inf, 0.0
         self.current_lr = cfg.lr
         self.stop_requested = False
         self.checkpoint_extra: dict = {}  # metadata saved in every checkpoint (speech: spectrogram settings)
@@ -203,14 +160,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def lr_at(self, step: int) -> float:
-        """The rate for the step after `step` steps. cosine-time also counts the wall clock of this
-        session (rank 0's under torchrun, so every process takes the same rate)."""
+        """The rate for the step after `step` steps. cosine-time also counts the wall clock since
+        this launch of the run (rank 0's under torchrun, so every process takes the same rate)."""
         if self.cfg.lr_schedule == "constant":
             return self.cfg.lr
         progress = min(1.0, step / self.cfg.steps)
         if self.cfg.lr_schedule == "cosine-time":
             p0 = self._progress_at_start
-            by_time = p0 + (1.0 - p0) * min(1.0, self._session_s / self._budget_s) if math.isfinite(self._budget_s) else 0.0
+            by_time = p0 + (1.0 - p0) * min(1.0, self._launch_s / self._budget_s) if math.isfinite(self._budget_s) else 0.0
             progress = self.lr_progress = max(progress, by_time)  # by_time starts where a resumed anneal was
         return self.cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
@@ -267,11 +224,11 @@ class Trainer:
         step, so rank 0's clock alone decides the --minutes budget and a Ctrl-C seen by any process counts."""
         if not self.dist.enabled:
             return self.stop_requested or over_budget
-        session_s = self._session_s if self.dist.is_main else 0.0
-        flags = torch.tensor([float(over_budget and self.dist.is_main), float(self.stop_requested), session_s], dtype=torch.float64, device=self.device)
+        launch_s = self._launch_s if self.dist.is_main else 0.0
+        flags = torch.tensor([float(over_budget and self.dist.is_main), float(self.stop_requested), launch_s], dtype=torch.float64, device=self.device)
         flags = distributed.all_reduce(flags, self.dist, op="max").tolist()
         self.stop_requested = flags[1] > 0
-        self._session_s = flags[2]  # rank 0's clock, for cosine-time
+        self._launch_s = flags[2]  # rank 0's clock, for cosine-time
         return flags[0] > 0 or flags[1] > 0
 
     def metrics_record(self, out: dict) -> dict:
@@ -322,18 +279,18 @@ class Trainer:
             except ValueError:  # not the main thread (e.g. inside some test runners)
                 break
         start = time.perf_counter()
-        session_start_elapsed = self.elapsed
+        launch_start_elapsed = self.elapsed
         budget = cfg.minutes * 60.0 if cfg.minutes > 0 else math.inf
-        self._progress_at_start, self._budget_s, self._session_s = self.lr_progress, budget, 0.0
+        self._progress_at_start, self._budget_s, self._launch_s = self.lr_progress, budget, 0.0
         last = None
         seqs, t_rate = 0, time.perf_counter()
         rate = 0.0
         try:
             with open(metrics_path, "a") if main else contextlib.nullcontext() as mfile:
                 while self.step < cfg.steps:
-                    self.elapsed = session_start_elapsed + time.perf_counter() - start
-                    self._session_s = self.elapsed - session_start_elapsed
-                    if self.should_stop(self._session_s >= budget):
+                    self.elapsed = launch_start_elapsed + time.perf_counter() - start
+                    self._launch_s = self.elapsed - launch_start_elapsed
+                    if self.should_stop(self._launch_s >= budget):
                         break
                     out = self.train_step()
                     if out is None:
@@ -386,79 +343,3 @@ class Trainer:
                 raise
             except Exception as err:  # pictures are a courtesy; a failure must not stop training
                 self.log(f"warning: could not write previews ({type(err).__name__}: {err})")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so autocast to it runs faster."""
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-
-
-def autocast_dtype(precision: str, device: str):
-    """The dtype the forward pass autocasts to on ``device`` (None: plain float32). "auto" is bf16 on a
-    CUDA device that has it and fp32 on CPUs; "bf16" on a CPU needs native bf16 (AVX512-BF16 or AMX)."""
-    if precision not in PRECISIONS:
-        raise DsaeError(f"unknown --precision {precision!r}; use {', '.join(PRECISIONS)}")
-    cuda = device.startswith("cuda")
-    if precision == "bf16" and not cuda and not cpu_has_bf16():
-        raise DsaeError("--precision bf16 needs --device cuda or a CPU with native bf16 (AVX512-BF16 or AMX); use --precision fp32 (or auto) here")
-    if precision == "fp32" or (precision == "auto" and not cuda):
-        return None
-    if precision == "auto" and not torch.cuda.is_bf16_supported():
-        return None
-    return torch.bfloat16
-
-
-def rank_seed(seed: int, step: int, rank: int) -> int:
-    """A seed of its own for each process (and restart step), reproducible from the run's seed."""
-    return (seed * 1_000_003 + step * 7_919 + rank) % (2**63)
-
-
-def repair_metrics(path: Path) -> None:
-    """Cut a last line left unfinished by a crash, so the next append starts on a line of its own."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-# files the trainer writes through fileio.atomic_path; a crash can leave their temporary siblings
-_RUN_FILES = ("state.pt", "model.safetensors", "config.json", "metrics.jsonl", "train.json", "loss.png", "preview.gif", "preview.png")
-
-
-def remove_stale_temp_files(run_dir: Path) -> None:
-    """Delete temporary files a killed run left half-written (the real files are intact)."""
-    for folder in (Path(run_dir), Path(run_dir) / "best"):
-        for name in _RUN_FILES:
-            for tmp in folder.glob(f".{name}.*.tmp*"):
-                tmp.unlink(missing_ok=True)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    if not Path(path).is_file():
-        return []
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut by a crash is ignored
-    return rows
-
-
-def save_train_config(run_dir: Path, cfg: TrainConfig, extra: dict) -> None:
-    with atomic_path(run_dir / "train.json") as tmp:
-        tmp.write_text(json.dumps({"train": dataclasses.asdict(cfg), **extra}, indent=2) + "\n")
-
-
-def check_run_folder(run_dir: Path) -> None:
-    """Refuse, with one clear line, a run folder whose train.json or config.json cannot be read."""
-    for name, key in (("train.json", "train"), ("config.json", "config")):
-        try:
-            ok = isinstance(json.loads((run_dir / name).read_text()).get(key), dict)
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-            ok = False
-        if not ok:
-            raise DsaeError(f"{run_dir}/{name} is missing or damaged, so the run cannot be resumed; start a new run with --out")

@@ -1,7 +1,7 @@
 """Recipes: a model and its training, every stage, as one TOML file.
 
 A recipe has a ``[model]`` table (fields of :class:`models.DSAEConfig`) and one ``[[train]]`` table
-per stage (fields of :class:`dsae_cli.train.loop.TrainConfig`, plus ``name`` and an optional
+per stage (fields of :class:`dsae_cli.train.config.TrainConfig`, plus ``name`` and an optional
 ``[train.model]`` table of loss weights that stage changes). Stage 2 onwards starts from the
 previous stage's ``best/`` model. The files shipped with the package are in ``dsae_cli/recipes/``;
 ``--recipe FILE.toml`` takes the user's own.
@@ -103,7 +103,7 @@ def _model_fields() -> dict[str, object]:
 
 
 def _train_fields() -> dict[str, object]:
-    from dsae_cli.train.loop import TrainConfig
+    from dsae_cli.train.config import TrainConfig
 
     return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name != "device"}
 

@@ -9,6 +9,7 @@ previous stage's ``best/``, and the last stage's models are copied to ``RUN/`` a
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from dsae_cli.errors import DsaeError
@@ -96,11 +97,23 @@ def train(
                 f"--init-from takes the architecture from {init_from}; --set may change only model.{', model.'.join(LOSS_WEIGHTS)} "
                 f"(drop model.{', model.'.join(fixed)})"
             )
+    if init_from is not None:
+        from dsae_cli.checkpoint import load_model
+
+        load_model(init_from)  # a missing or damaged model is refused before anything is written
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"recipe": rec.to_dict(), "data": data, "init_from": str(init_from) if init_from else None, "user_model_keys": sorted(user_model_keys), "user_train_keys": sorted(user_train_keys)}
     with atomic_path(run_dir / RECIPE_FILE) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    return _run_stages(rec, data, run_dir, init_from, user_model_keys, user_train_keys, {}, log, progress_factory, resuming=False)
+    try:
+        return _run_stages(rec, data, run_dir, init_from, user_model_keys, user_train_keys, {}, log, progress_factory, resuming=False)
+    except DsaeError:
+        if not any(run_dir.rglob("state.pt")):  # nothing trained yet: leave no half-made run behind
+            (run_dir / RECIPE_FILE).unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _run_stages(
@@ -128,6 +141,7 @@ def _run_stages(
             # from a trained model the architecture is the model's own: only loss weights set by the user carry over
             model = dict(rec.model) if start_from is None else {k: v for k, v in rec.model.items() if k in user_model_keys and k in LOSS_WEIGHTS}
             model.update(plan.model)
+            model.update({k: rec.model[k] for k in user_model_keys & set(LOSS_WEIGHTS) if k in rec.model})  # --set wins over a stage's own
             train_cfg = dict(plan.train)
             if start_from is not None and previous is None and "static_first" not in user_train_keys:
                 train_cfg.pop("static_first", None)  # f already draws the look: a static phase is for a new model

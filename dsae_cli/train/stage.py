@@ -10,7 +10,9 @@ import numpy as np
 from dsae_cli.train import distributed
 from dsae_cli.checkpoint import load_model
 from dsae_cli.errors import DsaeError
-from dsae_cli.train.loop import LR_SCHEDULES, TrainConfig, Trainer, autocast_dtype, check_run_folder, save_train_config
+from dsae_cli.train.config import LR_SCHEDULES, TrainConfig, autocast_dtype
+from dsae_cli.train.loop import Trainer
+from dsae_cli.train.runfolder import check_run_folder, save_train_config
 from dsae_cli.train.recipes import LOSS_WEIGHTS
 
 
