@@ -156,6 +156,12 @@ def _run_stages(
             with atomic_path(folder / DONE_FILE) as tmp:
                 tmp.write_text(json.dumps({"step": summary["step"], "elapsed_s": round(summary["elapsed_s"], 1)}) + "\n")
         previous = folder
+    if resuming and not summary:  # every stage had finished and no more steps were asked for
+        check_finished_stage(previous)
+        raise DsaeError(
+            f"{run_dir} has finished its recipe ({n} stage{'s' if n > 1 else ''}); give --steps N or --minutes M "
+            "with --resume to train its last stage further"
+        )
     if n > 1 and summary.get("rank", 0) == 0 and previous is not None:
         from dsae_cli.checkpoint import copy_model
 
@@ -163,6 +169,19 @@ def _run_stages(
         copy_model(previous / "best", run_dir / "best")
         log(f"recipe {rec.name}: the last stage's models copied to {run_dir} and {run_dir / 'best'}")
     return _finish(summary, run_dir)
+
+
+def check_finished_stage(folder: Path) -> None:
+    """Refuse, in one line, a finished stage whose files could not be resumed."""
+    import torch
+
+    from dsae_cli.train.runfolder import check_run_folder
+
+    check_run_folder(folder)
+    try:
+        torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise DsaeError(f"{folder}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
 
 
 def _finish(summary: dict, run_dir: Path) -> dict:
