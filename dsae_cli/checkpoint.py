@@ -19,8 +19,6 @@ from dsae_cli.io.files import atomic_path
 FORMAT = "dsae-checkpoint"
 JUDGE_FORMAT = "dsae-judge"
 FORMAT_VERSION = 1
-#: files of a run folder: a model saved beside them is replaced file by file, not as a folder
-RUN_FILES = ("state.pt", "train.json", "recipe.json", "metrics.jsonl")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
@@ -49,10 +47,10 @@ def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
     """Write weights and their metadata so that a crash never pairs one save's weights with another's config.
 
     The metadata travels inside the safetensors file too, with a save id that ``config.json`` repeats,
-    so a reader can tell when the two come from different saves. A model folder (``best/``, an export)
-    is written as a new folder and renamed over the old one; a run folder (it holds ``state.pt``,
-    ``train.json`` or ``recipe.json`` beside the model) keeps its other files and gets the weights file
-    replaced atomically, then ``config.json``, a readable copy of the metadata.
+    so a reader can tell when the two come from different saves. A folder that holds nothing but a model
+    (``best/``, an export) is written as a new folder and renamed over the old
+    one; any other folder (a run folder, with ``state.pt`` and the rest) keeps its other files and gets
+    the weights file replaced atomically, then ``config.json``, a readable copy of the metadata.
     """
     import uuid
 
@@ -71,13 +69,35 @@ def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
         save_file(tensors, str(folder / WEIGHTS_NAME), metadata=packed)
         (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
 
-    if path.is_dir() and any((path / name).exists() for name in RUN_FILES):
+    if not model_only(path):
         with atomic_path(path / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata=packed)
         with atomic_path(path / CONFIG_NAME) as tmp:
             tmp.write_text(json.dumps(meta, indent=2) + "\n")
         return path
     return replace_folder(path, fill)
+
+
+def model_only(path: Path) -> bool:
+    """Whether ``path`` is missing or holds nothing but a model (so it may be replaced as a whole folder)."""
+    recover_folder(path)
+    return not path.exists() or (path.is_dir() and {p.name for p in path.iterdir()} <= {CONFIG_NAME, WEIGHTS_NAME})
+
+
+def recover_folder(path: Path) -> None:
+    """Finish a folder replacement that a crash cut off: put the old folder back if the new one never
+    arrived, and remove what is left over."""
+    import shutil
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for old in sorted(path.parent.glob(f".{path.name}.*.old")):
+        if not path.exists() and (old / path.name).is_dir():
+            (old / path.name).rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    for new in path.parent.glob(f".{path.name}.*.new"):
+        shutil.rmtree(new, ignore_errors=True)
 
 
 def replace_folder(path: Path, fill) -> Path:
@@ -116,7 +136,7 @@ def copy_model(src: str | Path, dst: str | Path) -> Path:
         for name in (WEIGHTS_NAME, CONFIG_NAME):
             shutil.copyfile(src / name, folder / name)
 
-    if dst.is_dir() and any((dst / name).exists() for name in RUN_FILES):
+    if not model_only(dst):
         for name in (WEIGHTS_NAME, CONFIG_NAME):
             with atomic_path(dst / name) as tmp:
                 shutil.copyfile(src / name, tmp)

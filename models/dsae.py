@@ -351,7 +351,7 @@ class DSAE(nn.Module):
 
         ``hide_z``: the decoder gets zeros in place of z_1:T (also in the pair term; the KL terms are
         as usual, the latent cycle term is left out), so f alone must draw each sequence: the
-        static-first phase of training (``dsae train --static-first N``), in which f learns the whole
+        static-first phase of training (``--set train.static_first=N``), in which f learns the whole
         look before z is let in, so that a wide frame codec cannot learn the look from z's view first."""
         cfg = self.config
         beta_f = cfg.beta_f if beta_f is None else beta_f

@@ -595,6 +595,11 @@ def test_export_torchscript_reproduces_the_model(model, gifs, tmp_path):
             assert torch.allclose(ref, g, atol=1e-5)
         swapped = decoder(got[0], got[2].roll(1, dims=0))  # content of each, motion of the previous
         assert torch.allclose(swapped, net.decode(post.f_mean, post.z_mean.roll(1, dims=0)), atol=1e-5)
+    # a second export into the same folder keeps the first unless told to replace it
+    before = (out / "encoder.pt").read_bytes()
+    r = invoke("export", "--model", model, "--format", "torchscript", "-o", out)
+    assert r.exit_code == 1 and "--overwrite" in r.output and (out / "encoder.pt").read_bytes() == before
+    assert invoke("export", "--model", model, "--format", "torchscript", "-o", out, "--overwrite").exit_code == 0
 
 
 def test_export_onnx_runs_in_onnxruntime(model, gifs, tmp_path):

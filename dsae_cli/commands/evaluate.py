@@ -24,7 +24,7 @@ def sprites_command(
     plots: Optional[Path] = typer.Option(None, "--plots", help="Also write the judge's class probabilities over time (PNG) into this folder.", show_default=False),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Sequences per model/judge call."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prior samples (the swap pairs are fixed)."),
-    split: str = typer.Option("test", "--split", help="test: the 296 test characters (report figures once) | val: the 50 training characters held out from training (choose on these)."),
+    split: str = typer.Option("test", "--split", help="test: the 296 test characters (report figures once) | val: the 50 training characters that `dsae train` holds out with its default seed and split (choose on these)."),
     device: str = DeviceOption,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
 ) -> None:

@@ -12,7 +12,7 @@ from dsae_cli.commands.common import DeviceOption, ModelOption
 
 def evaluate_speech_command(
     data: Path = typer.Option(..., "--data", "-d", help="Corpus of speakers unseen in training (speaker/*.wav, LibriSpeech, TIMIT or VCTK tree)."),
-    split: str = typer.Option("test", "--split", help="test: DIR holds speakers unseen in training | val: DIR is the model's training corpus; score the utterances training held out, each cut in two."),
+    split: str = typer.Option("test", "--split", help="test: DIR holds speakers unseen in training | val: DIR is the model's training corpus; score the utterances training held out (default seed and split), each cut in two."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,

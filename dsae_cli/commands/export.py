@@ -13,6 +13,7 @@ from dsae_cli.commands.common import ModelOption
 def export_command(
     fmt: str = typer.Option(..., "--format", "-f", help="onnx (run with onnxruntime; needs the onnx package: the export extra) | torchscript (torch.jit.load).", show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for encoder/decoder graphs and export.json (created if missing).", show_default=False),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace graphs an earlier export left in the folder."),
     model: Optional[Path] = ModelOption,
 ) -> None:
     """Export the encoder (frames -> f and z_1:T means, log-variances) and decoder ((f, z) -> frames) as standalone graphs."""
@@ -30,6 +31,10 @@ def export_command(
             raise DsaeError(f"folder {parent} does not exist; create it first (mkdir -p {parent})")
         if model is not None and model.exists() and output.resolve() == model.resolve():
             raise DsaeError(f"--output {output} is the model's own folder; choose another folder so the checkpoint is kept apart")
+        suffix = ".onnx" if fmt == "onnx" else ".pt"
+        existing = [output / name for name in (f"encoder{suffix}", f"decoder{suffix}", "export.json") if (output / name).exists()]
+        if existing and not overwrite:
+            raise DsaeError(f"{output} already holds {existing[0].name}; pass --overwrite to replace it, or choose another folder")
         import sys
 
         from dsae_cli.checkpoint import load_model

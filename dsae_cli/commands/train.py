@@ -19,7 +19,7 @@ def train_command(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Go on with the run in this folder where it stopped."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this model's weights (run folder or .safetensors; fresh optimiser; only loss weights may change)."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Optimiser steps of every stage (it stops at whichever of steps/minutes comes first)."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Wall-clock budget of the whole recipe; its stages keep their proportions."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.0, help="Wall-clock budget of the whole recipe (its stages keep their proportions); with --resume, of each stage still to run."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Sequences per step (under torchrun: all processes together)."),
     lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Adam learning rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and sampling (default 0)."),

@@ -10,7 +10,7 @@ from dsae_cli.data.sequences import to_uint8_frames
 
 class Preview:
     """``loss.png`` and, for video, ``preview.gif`` (rows: originals, reconstructions, each row's
-    content with the next row's motion); for speech, ``preview.png`` (the same as spectrograms)."""
+    content with the previous row's motion); for speech, ``preview.png`` (the same as spectrograms)."""
 
     def on_preview(self, trainer, history: list[dict]) -> None:
         from dsae_cli.io.plots import plot_loss_curves

@@ -66,7 +66,7 @@ def load_recipe(spec: str | Path) -> Recipe:
     else:
         names = builtin_names()
         if spec not in names:
-            raise DsaeError(f"unknown --recipe {spec!r}{_nearest(spec, names)}; use one of {', '.join(names)} or a FILE.toml")
+            raise DsaeError(f"unknown --recipe {spec!r}{nearest(spec, names)}; use one of {', '.join(names)} or a FILE.toml")
         text, name = (resources.files("dsae_cli") / "recipes" / f"{spec}.toml").read_text(), spec
     try:
         raw = tomllib.loads(text)
@@ -117,7 +117,7 @@ def valid_keys(recipe: Recipe | None = None) -> list[str]:
     return keys
 
 
-def _nearest(key: str, choices) -> str:
+def nearest(key: str, choices) -> str:
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -126,11 +126,14 @@ def check_recipe(recipe: Recipe) -> None:
     model_fields, train_fields = _model_fields(), _train_fields()
     for key in recipe.model:
         if key not in model_fields:
-            raise DsaeError(f"recipe {recipe.name}: unknown model field {key!r}{_nearest(key, model_fields)}")
+            raise DsaeError(f"recipe {recipe.name}: unknown model field {key!r}{nearest(key, model_fields)}")
+        recipe.model[key] = _coerce(recipe.model[key], model_fields[key], f"model.{key}", f"recipe {recipe.name}")
     for i, stage in enumerate(recipe.stages, 1):
         for key in stage:
-            if key not in train_fields and key not in STAGE_KEYS:
-                raise DsaeError(f"recipe {recipe.name}, stage {i}: unknown train field {key!r}{_nearest(key, [*train_fields, *STAGE_KEYS])}")
+            if key not in train_fields and key not in STAGE_KEYS and key != "device":
+                raise DsaeError(f"recipe {recipe.name}, stage {i}: unknown train field {key!r}{nearest(key, [*train_fields, *STAGE_KEYS])}")
+            if key in train_fields:
+                stage[key] = _coerce(stage[key], train_fields[key], f"train.{key}", f"recipe {recipe.name}")
         for key in stage["model"]:
             if key not in LOSS_WEIGHTS:
                 raise DsaeError(
@@ -138,7 +141,7 @@ def check_recipe(recipe: Recipe) -> None:
                 )
 
 
-def _coerce(value, default, key: str):
+def _coerce(value, default, key: str, where: str = "--set"):
     """A --set value to the type of the field's default (TOML syntax: 16, 5e-4, true, "mixture")."""
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -154,7 +157,7 @@ def _coerce(value, default, key: str):
     elif isinstance(default, str):
         return str(value)
     kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "text")
-    raise DsaeError(f"--set {key}={value!r}: expected {kind}")
+    raise DsaeError(f"{where}: {key}={value!r}: expected {kind}")
 
 
 def _parse_value(text: str):
@@ -195,7 +198,7 @@ def apply_overrides(recipe: Recipe, assignments: list[str]) -> Recipe:
                 for stage in stages:
                     stage["model"][rest[1]] = _coerce(value, model_fields[rest[1]], key)
                 continue
-        raise DsaeError(f"--set: unknown key {key!r}{_nearest(key, valid_keys(recipe))}; model fields are listed in docs/model.md")
+        raise DsaeError(f"--set: unknown key {key!r}{nearest(key, valid_keys(recipe))}; model fields are listed in docs/model.md")
     check_recipe(recipe)
     return recipe
 

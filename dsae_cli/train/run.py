@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dsae_cli.errors import DsaeError
 from dsae_cli.io.files import atomic_path
-from dsae_cli.train.recipes import LOSS_WEIGHTS, Recipe, apply_overrides, default_recipe, load_recipe, scale_minutes, stage_plans
+from dsae_cli.train.recipes import LOSS_WEIGHTS, Recipe, apply_overrides, default_recipe, load_recipe, nearest, scale_minutes, stage_plans
 
 RECIPE_FILE = "recipe.json"
 DONE_FILE = "done.json"
@@ -43,7 +43,25 @@ def train(
     in ``resume``. ``sets`` are ``--set`` assignments; ``minutes`` scales every stage in proportion;
     ``train_overrides`` (steps, batch_size, lr, seed, device, precision, checkpoint_every, eval_every,
     preview_every) apply to every stage. Returns the last stage's summary."""
+    from dsae_cli.train import distributed
+
+    try:
+        return _train(recipe, data, out, resume, init_from, sets, minutes, log, progress_factory, train_overrides)
+    finally:
+        distributed.shutdown(distributed.env_info())  # under torchrun: one process group for every stage
+
+
+def _train(recipe, data, out, resume, init_from, sets, minutes, log, progress_factory, train_overrides) -> dict:
+    import dataclasses
+
+    from dsae_cli.train.config import TrainConfig
+
+    main = distributed_rank() == 0  # under torchrun rank 0 alone checks and writes the run folder
     train_overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in train_overrides:
+        if key not in known:
+            raise DsaeError(f"unknown training option {key!r}{nearest(key, known)}")
     if resume is not None:
         if out is not None or init_from is not None or recipe is not None or sets:
             raise DsaeError("--resume goes on with the run's own recipe; drop --out, --recipe, --set and --init-from")
@@ -70,7 +88,7 @@ def train(
     run_dir = Path(out)
     if run_dir.exists() and not run_dir.is_dir():
         raise DsaeError(f"--out {run_dir} is a file; give a folder for the run (it is created if missing)")
-    if holds_model(run_dir):
+    if main and holds_model(run_dir):
         what = "a run" if (run_dir / "state.pt").exists() or (run_dir / RECIPE_FILE).exists() else "a model"
         raise DsaeError(f"{run_dir} already holds {what}; continue a run with --resume {run_dir} or choose a new --out folder")
     if init_from is not None and Path(init_from).resolve() == run_dir.resolve():
@@ -99,17 +117,20 @@ def train(
             )
     if init_from is not None:
         from dsae_cli.checkpoint import load_model
+        from dsae_cli.runtime import model_path
 
+        init_from = model_path(init_from, "video")  # an embedded model's name, as --model takes it
         load_model(init_from)  # a missing or damaged model is refused before anything is written
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"recipe": rec.to_dict(), "data": data, "init_from": str(init_from) if init_from else None, "user_model_keys": sorted(user_model_keys), "user_train_keys": sorted(user_train_keys)}
-    with atomic_path(run_dir / RECIPE_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run_dir / RECIPE_FILE) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n")
     try:
         return _run_stages(rec, data, run_dir, init_from, user_model_keys, user_train_keys, {}, log, progress_factory, resuming=False)
     except DsaeError:
-        if not any(run_dir.rglob("state.pt")):  # nothing trained yet: leave no half-made run behind
+        if main and not any(run_dir.rglob("state.pt")):  # nothing trained yet: leave no half-made run behind
             (run_dir / RECIPE_FILE).unlink(missing_ok=True)
             if created:
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -137,6 +158,7 @@ def _run_stages(
         if resuming and (folder / "state.pt").is_file():
             summary = run_stage(data, folder, resume=True, train_overrides=resume_overrides, log=log, progress_factory=progress_factory)
         else:
+            clear_unfinished_stage(folder, run_dir)
             start_from = init_from if previous is None else previous / "best"
             # from a trained model the architecture is the model's own: only loss weights set by the user carry over
             model = dict(rec.model) if start_from is None else {k: v for k, v in rec.model.items() if k in user_model_keys and k in LOSS_WEIGHTS}
@@ -150,14 +172,19 @@ def _run_stages(
                 data, folder, model=model, train=train_cfg, init_from=start_from, recipe_name=rec.name, stage=plan.name,
                 log=log, progress_factory=progress_factory,
             )  # fmt: skip
-        if summary.get("interrupted"):
-            return _finish(summary, run_dir)
+        if summary.get("interrupted"):  # the models so far are the stage's; --resume RUN goes on
+            return _finish(summary, folder)
         if summary.get("rank", 0) == 0:
             with atomic_path(folder / DONE_FILE) as tmp:
                 tmp.write_text(json.dumps({"step": summary["step"], "elapsed_s": round(summary["elapsed_s"], 1)}) + "\n")
         previous = folder
     if resuming and not summary:  # every stage had finished and no more steps were asked for
         check_finished_stage(previous)
+        if n > 1:  # the copy to RUN may have been cut off after the last stage finished
+            from dsae_cli.checkpoint import copy_model
+
+            copy_model(previous, run_dir)
+            copy_model(previous / "best", run_dir / "best")
         raise DsaeError(
             f"{run_dir} has finished its recipe ({n} stage{'s' if n > 1 else ''}); give --steps N or --minutes M "
             "with --resume to train its last stage further"
@@ -169,6 +196,25 @@ def _run_stages(
         copy_model(previous / "best", run_dir / "best")
         log(f"recipe {rec.name}: the last stage's models copied to {run_dir} and {run_dir / 'best'}")
     return _finish(summary, run_dir)
+
+
+def distributed_rank() -> int:
+    from dsae_cli.train import distributed
+
+    return distributed.env_info().rank
+
+
+def clear_unfinished_stage(folder: Path, run_dir: Path) -> None:
+    """A stage that starts (again) from its beginning starts in a clean folder: what an attempt cut off
+    before its first checkpoint left (metrics, best/, pictures) goes; the run's recipe.json stays."""
+    if distributed_rank() != 0 or not folder.is_dir() or (folder / "state.pt").exists():
+        return
+    if folder != run_dir:
+        shutil.rmtree(folder)
+        return
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "train.json", "loss.png", "preview.gif", "preview.png", DONE_FILE):
+        (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / "best", ignore_errors=True)
 
 
 def check_finished_stage(folder: Path) -> None:

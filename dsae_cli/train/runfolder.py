@@ -41,7 +41,11 @@ _RUN_FILES = ("state.pt", "model.safetensors", "config.json", "metrics.jsonl", "
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:
-    """Delete temporary files a killed run left half-written (the real files are intact)."""
+    """Delete temporary files a killed run left half-written (the real files are intact), and finish a
+    replacement of ``best/`` that a crash cut off."""
+    from dsae_cli.checkpoint import recover_folder
+
+    recover_folder(Path(run_dir) / "best")
     for folder in (Path(run_dir), Path(run_dir) / "best"):
         for name in _RUN_FILES:
             for tmp in folder.glob(f".{name}.*.tmp*"):

@@ -147,9 +147,10 @@ def run_stage(
             for folder in fitted:
                 n = refit_saved_f_prior(folder, train_data, device=cfg.device)
                 log(f"p(f) of {folder}: fitted on {n} training sequences")
-        distributed.barrier(dist)  # the other processes wait for rank 0's fit, then all leave together
-    finally:
-        distributed.shutdown(dist)
+        distributed.barrier(dist)  # the other processes wait for rank 0's fit, then all go on together
+    except BaseException:
+        distributed.shutdown(dist)  # the process group goes with the run (train.run shuts it down after the last stage)
+        raise
     summary["run_dir"] = str(run_dir)
     summary["rank"] = dist.rank  # callers print the summary on rank 0 only
     return summary
@@ -183,11 +184,16 @@ def resume_trainer(run_dir: Path, data, val, cfg: TrainConfig, log, dist, parts:
     run_dir = Path(run_dir)
     if not (run_dir / "state.pt").is_file():
         raise DsaeError(f"{run_dir} has no state.pt to resume from; start a new run with `dsae train --out DIR`")
-    model = load_model(run_dir, device="cpu")  # the Trainer moves it to this process's device
     try:
         state = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
     except Exception as err:
         raise DsaeError(f"{run_dir}/state.pt is damaged ({type(err).__name__}); restart the run without --resume") from None
+    if "model" in state:  # state.pt holds the weights of its own step: the model files may be one save apart
+        from models import DSAE, DSAEConfig
+
+        model = DSAE(DSAEConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"]))
+    else:
+        model = load_model(run_dir, device="cpu")  # the Trainer moves it to this process's device
     if model.config.f_prior == "fitted" and "f_prior_loc" not in state.get("model", {}):
         model.use_standard_f_prior()  # p(f) was fitted after the run stopped; training goes on with its own prior
     trainer = Trainer(model, data, val, cfg, run_dir, log, dist, **parts)
