@@ -306,6 +306,12 @@ def headline() -> str:
             f"| `sprites` | swaps keep all four attributes / the action (test) | {pct(test['swap']['all'])} / {pct(test['swap']['action'])} | `dsae evaluate sprites` |",
             f"| `sprites` | action, f ~ N(0, I) (papers' protocol; DSVAE 90.73 %, C-DSVAE 99.99 %, quoted, unverified) | {pct(a['acc'])}, IS {num(a['is'], 2)} | `dsae evaluate sprites` |",
         ]
+    recipe, shipped = load("recipe-val"), load("sprites-val")
+    if recipe is not None and shipped is not None:
+        rows.append(
+            f"| `dsae train --recipe sprites` (60 min, 2 cores) | swaps keep all four attributes (val; the shipped model: "
+            f"{pct(shipped['swap']['all'])}) | {pct(recipe['swap']['all'])} | `dsae evaluate sprites --model RUN/best --split val` |"
+        )
     for label, name in (("TIMIT sample", "speech-timit"), ("test-other", "speech-test-other")):
         r = load(name)
         if r is not None:
