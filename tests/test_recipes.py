@@ -38,7 +38,7 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("name", ["sprites", "sprites-wide", "paper", "tiny", "speech", "tiny-speech"])
+@pytest.mark.parametrize("name", ["sprites", "sprites-wide", "clips", "paper", "tiny", "speech", "tiny-speech"])
 def test_every_builtin_recipe_builds_its_model(name):
     from models import DSAE, DSAEConfig
 
@@ -76,6 +76,15 @@ def test_set_overrides_fields_and_names_the_nearest_key_for_a_typo():
         apply_overrides(recipe, ["train.3.lr=1"])
     with pytest.raises(DsaeError, match="unknown key 'train.2.model.f_dim'"):
         apply_overrides(recipe, ["train.2.model.f_dim=3"])
+
+
+def test_the_default_for_your_own_clips_assumes_no_black_background():
+    from dsae_cli.train.recipes import default_recipe
+
+    assert [default_recipe(d) for d in (None, "sprites", "s.npz", "speech:corpus", "my_clips/")] == ["sprites", "sprites", "sprites", "speech", "clips"]
+    clips = load_recipe("clips")
+    assert not clips.model.get("z_silhouette") and clips.data is None  # the silhouette is Sprites' view (black background)
+    assert load_recipe("sprites").model["z_silhouette"]
 
 
 def test_minutes_scale_every_stage_in_proportion():

@@ -14,7 +14,7 @@ from dsae_cli.commands.common import DeviceOption
 def train_command(
     data: Optional[str] = typer.Option(None, "--data", "-d", help="sprites | FILE.npz (from `dsae data sprites`) | DIR of GIFs | speech:DIR (speaker/*.wav, LibriSpeech, TIMIT or VCTK tree). Default: the recipe's data."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="New run folder (created; refused if it already holds a model)."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="sprites | sprites-wide | paper | tiny | speech | tiny-speech, or FILE.toml. Default: sprites (speech for speech:DIR).", show_default=False),
+    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="sprites | sprites-wide | clips | paper | tiny | speech | tiny-speech, or FILE.toml. Default: clips for a folder of clips, speech for speech:DIR, else sprites.", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override a recipe field, repeatable: model.beta_z=16, train.lr=5e-4, train.2.minutes=5 (fields: docs/model.md, docs/training.md).", show_default=False),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Go on with the run in this folder where it stopped."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this model's weights (run folder or .safetensors; fresh optimiser; only loss weights may change)."),

@@ -51,8 +51,14 @@ def builtin_names() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
-def default_recipe(modality: str) -> str:
-    return "speech" if modality == "speech" else "sprites"
+def default_recipe(data: str | None) -> str:
+    """The recipe for ``--data`` when none is named: ``speech`` for speech:DIR, ``sprites`` for Sprites
+    (``sprites`` or a .npz from ``dsae data sprites``, and when no data is given), else ``clips``, which
+    assumes nothing about the background or the palette."""
+    data = "sprites" if data is None else str(data)
+    if data.startswith("speech:"):
+        return "speech"
+    return "sprites" if data == "sprites" or data.lower().endswith(".npz") else "clips"
 
 
 def load_recipe(spec: str | Path) -> Recipe:

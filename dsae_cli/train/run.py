@@ -38,8 +38,8 @@ def train(
     progress_factory=None,
     **train_overrides,
 ) -> dict:
-    """Train ``recipe`` (a built-in name, a TOML path or a :class:`Recipe`; default ``sprites``, or
-    ``speech`` for ``speech:DIR`` data) on ``data`` into the new folder ``out``, or go on with the run
+    """Train ``recipe`` (a built-in name, a TOML path or a :class:`Recipe`; default: see
+    :func:`~dsae_cli.train.recipes.default_recipe`) on ``data`` into the new folder ``out``, or go on with the run
     in ``resume``. ``sets`` are ``--set`` assignments; ``minutes`` scales every stage in proportion;
     ``train_overrides`` (steps, batch_size, lr, seed, device, precision, checkpoint_every, eval_every,
     preview_every) apply to every stage. Returns the last stage's summary."""
@@ -96,8 +96,7 @@ def _train(recipe, data, out, resume, init_from, sets, minutes, log, progress_fa
     if isinstance(recipe, Recipe):
         rec = recipe
     else:
-        speech = data is not None and str(data).startswith("speech:")
-        rec = load_recipe(recipe or default_recipe("speech" if speech else "video"))
+        rec = load_recipe(recipe or default_recipe(data))
     rec = apply_overrides(rec, list(sets))
     if minutes is not None:
         rec = scale_minutes(rec, minutes)
