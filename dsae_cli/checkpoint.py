@@ -47,10 +47,7 @@ def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
     """Write weights and their metadata so that a crash never pairs one save's weights with another's config.
 
     The metadata travels inside the safetensors file too, with a save id that ``config.json`` repeats,
-    so a reader can tell when the two come from different saves. A folder that holds nothing but a model
-    (``best/``, an export) is written as a new folder and renamed over the old
-    one; any other folder (a run folder, with ``state.pt`` and the rest) keeps its other files and gets
-    the weights file replaced atomically, then ``config.json``, a readable copy of the metadata.
+    so a reader can tell when the two come from different saves. Folders are written by :func:`place_model`.
     """
     import uuid
 
@@ -60,22 +57,28 @@ def write_checkpoint(state: dict, meta: dict, path: str | Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     meta = {**meta, "save_id": uuid.uuid4().hex[:16]}
     packed = {"dsae": json.dumps(meta)}
+
+    def write_weights(target: Path) -> None:
+        save_file(tensors, str(target), metadata=packed)
+
     if path.suffix == ".safetensors":
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=packed)
+            write_weights(tmp)
         return path
 
-    def fill(folder: Path) -> None:
-        save_file(tensors, str(folder / WEIGHTS_NAME), metadata=packed)
-        (folder / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+    return place_model(path, {WEIGHTS_NAME: write_weights, CONFIG_NAME: lambda target: target.write_text(json.dumps(meta, indent=2) + "\n")})
 
-    if not model_only(path):
-        with atomic_path(path / WEIGHTS_NAME) as tmp:
-            save_file(tensors, str(tmp), metadata=packed)
-        with atomic_path(path / CONFIG_NAME) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        return path
-    return replace_folder(path, fill)
+
+def place_model(path: Path, writers: dict) -> Path:
+    """Write a model's files (``writers``: file name -> ``write(target)``, weights first) into ``path``: a
+    folder that holds nothing but a model is replaced as a whole; in any other folder (a run folder)
+    each file is replaced atomically and the other files are kept."""
+    if model_only(path):
+        return replace_folder(path, lambda folder: [write(folder / name) for name, write in writers.items()])
+    for name, write in writers.items():
+        with atomic_path(path / name) as tmp:
+            write(tmp)
+    return path
 
 
 def model_only(path: Path) -> bool:
@@ -132,16 +135,7 @@ def copy_model(src: str | Path, dst: str | Path) -> Path:
     src, dst = Path(src), Path(dst)
     read_checkpoint(src, FORMAT, "model")  # refuse a damaged source before anything is replaced
 
-    def fill(folder: Path) -> None:
-        for name in (WEIGHTS_NAME, CONFIG_NAME):
-            shutil.copyfile(src / name, folder / name)
-
-    if not model_only(dst):
-        for name in (WEIGHTS_NAME, CONFIG_NAME):
-            with atomic_path(dst / name) as tmp:
-                shutil.copyfile(src / name, tmp)
-        return dst
-    return replace_folder(dst, fill)
+    return place_model(dst, {name: (lambda target, name=name: shutil.copyfile(src / name, target)) for name in (WEIGHTS_NAME, CONFIG_NAME)})
 
 
 def read_checkpoint(path: str | Path, fmt: str, what: str = "model") -> tuple[dict, dict]:
