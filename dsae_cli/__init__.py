@@ -14,7 +14,7 @@ The command-line app lives in :mod:`dsae_cli.app`; the model itself (pure torch)
 
 __version__ = "0.2.0"
 
-__all__ = ["Clip", "Model", "convert_voice", "load", "read_video", "train", "write_gif"]
+__all__ = ["Clip", "Model", "convert_voice", "load", "read_video", "train", "write_gif", "write_video"]
 
 
 def __getattr__(name: str):

@@ -7,8 +7,9 @@
     dsae.write_gif("swap.gif", model.swap(a, b))  # a's look doing b's movement
 
 Video arguments may be frames (uint8 arrays (T, H, W, 3) of any size and length, as
-:func:`read_video` gives them), a path (GIF, PNG/APNG, a folder of frames, or a ``.npz`` from
-``dsae encode``) or a :class:`Clip` from :meth:`Model.clip`.
+:func:`read_video` gives them), a path (GIF, PNG/APNG, a video file such as MP4, WebM, MOV or AVI,
+a folder of frames, or a ``.npz`` from ``dsae encode``) or a :class:`Clip` from :meth:`Model.clip`.
+:func:`write_video` writes a GIF, an MP4 or a WebM, by the file name.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def load(model: str | Path | None = None, modality: str | None = None, device: s
 
 
 def read_video(path: str | Path) -> np.ndarray:
-    """All frames of a GIF, PNG/APNG or folder of frames: uint8 (T, H, W, 3) at their own size."""
+    """All frames of a GIF, PNG/APNG, video file (MP4, WebM, MOV, AVI, MKV, ...) or folder of frames:
+    uint8 (T, H, W, 3) at their own size (frames over 512 pixels are shrunk to 512)."""
     from dsae_cli.io.video import read_frames
 
     return read_frames(Path(path))
@@ -128,6 +130,17 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
     if frames.ndim == 5:
         frames = media.grid_animation(list(frames))
     media.write_gif(Path(path), frames, fps=fps)
+    return Path(path)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
+    """Like :func:`write_gif`, in the format ``path`` names: ``.gif``, ``.mp4`` (H.264) or ``.webm`` (VP9)."""
+    from dsae_cli.io import media
+
+    frames = np.asarray(frames)
+    if frames.ndim == 5:
+        frames = media.grid_animation(list(frames))
+    media.write_video(Path(path), frames, fps=fps)
     return Path(path)
 
 

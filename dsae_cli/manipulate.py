@@ -1,9 +1,10 @@
 """Video manipulation behind ``encode``, ``swap``, ``generate``, ``reconstruct`` and ``predict``.
 
-Inputs are GIF/PNG/APNG files or folders of frames. Frames of another size are black-padded to
-square and resized to the model's frame size; a sequence longer than the model's T is cut to the
-window ``frames[start : start + T*stride : stride]`` (``--start``/``--stride``); a shorter one is an
-error. Outputs are uint8 frame arrays; the commands write them.
+Inputs are GIF/PNG/APNG files, video files (MP4, WebM, MOV, AVI, ...) or folders of frames. Frames
+of another size are black-padded to square and resized to the model's frame size; a sequence longer
+than the model's T is cut to the window ``frames[start : start + T*stride : stride]``
+(``--start``/``--stride``); a shorter one is an error. Outputs are uint8 frame arrays; the commands
+write them.
 """
 
 from __future__ import annotations
@@ -27,15 +28,21 @@ class VideoInput:
 
 
 def load_video(path: Path, model, start: int = 0, stride: int = 1) -> VideoInput:
+    """The model's window of T frames of the animation ``path``. Only the frames up to the window's
+    last are decoded (plus one, to tell whether the clip goes on), so a long video costs no more."""
     from dsae_cli.io.video import read_frames
 
     if start < 0 or stride < 1:
         raise DsaeError("--start must be 0 or more and --stride 1 or more")
-    return fit_frames(read_frames(path), model, start, stride, str(path))
+    needed = start + (model.config.seq_len - 1) * stride + 1
+    raw = read_frames(path, stop=needed + 1)
+    longer = len(raw) > needed
+    return fit_frames(raw[:needed], model, start, stride, str(path), longer=longer)
 
 
-def fit_frames(raw: np.ndarray, model, start: int = 0, stride: int = 1, what: str = "the frames") -> VideoInput:
-    """Frames of any size and length, resized to the model's and cut to its window of T frames."""
+def fit_frames(raw: np.ndarray, model, start: int = 0, stride: int = 1, what: str = "the frames", longer: bool = False) -> VideoInput:
+    """Frames of any size and length, resized to the model's and cut to its window of T frames
+    (``longer``: ``raw`` is the start of a longer clip, whose end was not read)."""
     from dsae_cli.io import media
 
     cfg = model.config
@@ -57,8 +64,9 @@ def fit_frames(raw: np.ndarray, model, start: int = 0, stride: int = 1, what: st
             + (" or a smaller --start/--stride" if start or stride > 1 else "")
         )
     window = media.select_window(frames, cfg.seq_len, start, stride)
-    if len(frames) > cfg.seq_len:
-        notes.append(f"used frames {start}..{start + (cfg.seq_len - 1) * stride} (stride {stride}) of {len(frames)}")
+    if len(frames) > cfg.seq_len or longer:
+        of = "a longer clip" if longer else f"{len(frames)}"
+        notes.append(f"used frames {start}..{start + (cfg.seq_len - 1) * stride} (stride {stride}) of {of}")
     return VideoInput(window, "; ".join(notes))
 
 

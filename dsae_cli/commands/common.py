@@ -16,7 +16,7 @@ MODEL_HELP = "Checkpoint folder (from `dsae train`), .safetensors bundle, or the
 ModelOption = typer.Option(None, "--model", "-m", help=MODEL_HELP, show_default=False)
 DeviceOption = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto picks the best available).")
 SeedOption = typer.Option(0, "--seed", help="Random seed (sampling is reproducible for a given seed).")
-FpsOption = typer.Option(8.0, "--fps", min=0.1, max=50.0, help="Frames per second of output GIFs.")
+FpsOption = typer.Option(8.0, "--fps", min=0.1, max=50.0, help="Frames per second of output animations (GIF, MP4, WebM).")
 StartOption = typer.Option(0, "--start", min=0, help="First frame used of inputs longer than the model's T.")
 StrideOption = typer.Option(1, "--stride", min=1, help="Step between used frames of long inputs.")
 

@@ -12,7 +12,7 @@ from dsae_cli.commands.common import OutputOption, VideoOptions, video_command
 
 @video_command("start", "stride", "model", "device", "seed")
 def encode_command(
-    source: Path = typer.Argument(..., help="Animation to encode (GIF, PNG/APNG, or a folder of frames)."),
+    source: Path = typer.Argument(..., help="Animation to encode (GIF, PNG/APNG, video file, or a folder of frames)."),
     output: Optional[Path] = OutputOption("Latents file (.npz; default: SOURCE.npz beside the input)."),
     json_summary: bool = typer.Option(False, "--json", help="Print a JSON summary (shapes, norms, model id) to stdout."),
     opts: VideoOptions = VideoOptions(),

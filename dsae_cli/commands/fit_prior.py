@@ -15,7 +15,7 @@ from dsae_cli.commands.common import DeviceOption, ModelOption
 
 def fit_prior_command(
     output: Path = typer.Option(..., "-o", "--output", help="Where the model with the fitted p(f) goes: a new folder, or a .safetensors file.", show_default=False),
-    data: str = typer.Option(..., "--data", "-d", help="The model's training data: sprites | FILE.npz | DIR of GIFs | speech:DIR (its training split is used; the 5% validation share and test characters are left out).", show_default=False),
+    data: str = typer.Option(..., "--data", "-d", help="The model's training data: sprites | FILE.npz | DIR of clips (GIFs or videos) | speech:DIR (its training split is used; the 5% validation share and test characters are left out).", show_default=False),
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
 ) -> None:

@@ -14,7 +14,7 @@ from dsae_cli.commands.common import GridOption, OutputOption, VideoOptions, vid
 def generate_command(
     fix: str = typer.Option("content", "--fix", help="content: one f, N motions | motion: one z_1:T, N contents | none: both sampled."),
     n: int = typer.Option(8, "-n", "--num", min=1, max=1024, help="Number of sequences to generate."),
-    output: Optional[Path] = OutputOption("One grid GIF of all samples (default: generated.gif unless --out-dir)."),
+    output: Optional[Path] = OutputOption("One grid animation of all samples, .gif, .mp4 or .webm (default: generated.gif unless --out-dir)."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Also write each sample as its own GIF (sample_000.gif, ...); the folder is created if missing."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace sample files that already exist in --out-dir."),
     source: Optional[Path] = typer.Option(None, "--from", help="Take the fixed f or z_1:T from this animation instead of the prior."),
@@ -62,7 +62,7 @@ def generate_command(
         out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if output is not None:
-        media.write_gif(output, media.grid_animation(list(samples)), fps=opts.fps)
+        media.write_video(output, media.grid_animation(list(samples)), fps=opts.fps)
         written.append(str(output))
     if out_dir is not None:
         for i, seq in enumerate(samples):

@@ -14,7 +14,7 @@ from dsae_cli.commands.common import GridOption, OutputOption, VideoOptions, vid
 def predict_command(
     source: Path = typer.Argument(..., help="Animation whose first frames are the context."),
     context: int = typer.Option(2, "--context", "-k", min=1, help="Frames encoded; the rest are predicted by the learned prior."),
-    output: Optional[Path] = OutputOption("Output GIF (default: prediction.gif, never overwriting)."),
+    output: Optional[Path] = OutputOption("Output .gif, .mp4 or .webm (default: prediction.gif, never overwriting)."),
     grid: Optional[Path] = GridOption("input row, prediction row"),
     opts: VideoOptions = VideoOptions(),
 ) -> None:

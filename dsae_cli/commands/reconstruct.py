@@ -12,8 +12,8 @@ from dsae_cli.commands.common import GridOption, OutputOption, VideoOptions, vid
 
 @video_command("start", "stride", "fps", "model", "device", "seed")
 def reconstruct_command(
-    source: Path = typer.Argument(..., help="Animation to reconstruct (GIF, PNG/APNG, or a folder of frames)."),
-    output: Optional[Path] = OutputOption("Output GIF (default: reconstruction.gif, never overwriting)."),
+    source: Path = typer.Argument(..., help="Animation to reconstruct (GIF, PNG/APNG, video file, or a folder of frames)."),
+    output: Optional[Path] = OutputOption("Output .gif, .mp4 or .webm (default: reconstruction.gif, never overwriting)."),
     grid: Optional[Path] = GridOption("input row, reconstruction row"),
     opts: VideoOptions = VideoOptions(),
 ) -> None:

@@ -1,4 +1,4 @@
-"""``dsae swap a.gif b.gif -o out.gif``: a's content performing b's motion."""
+"""``dsae swap a.gif b.gif -o out.gif`` (or ``a.mp4 b.mp4 -o out.mp4``): a's content performing b's motion."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from dsae_cli.commands.common import GridOption, OutputOption, VideoOptions, vid
 
 @video_command("start", "stride", "fps", "model", "device", "seed")
 def swap_command(
-    content: Path = typer.Argument(..., help="Animation whose content (static f: the character's look) is kept; or a .npz from `dsae encode`."),
+    content: Path = typer.Argument(..., help="Animation (GIF, PNG/APNG, video file, folder of frames) whose content (static f: the character's look) is kept; or a .npz from `dsae encode`."),
     motion: Path = typer.Argument(..., help="Animation whose motion (dynamics z_1:T) is kept; or a .npz from `dsae encode`."),
-    output: Optional[Path] = OutputOption("Output GIF (default: swap.gif, never overwriting)."),
-    both: bool = typer.Option(False, "--both", help="Also write b's content with a's motion, as OUTPUT-ba.gif."),
+    output: Optional[Path] = OutputOption("Output .gif, .mp4 or .webm (default: swap.gif, never overwriting)."),
+    both: bool = typer.Option(False, "--both", help="Also write b's content with a's motion, as OUTPUT-ba.gif (or .mp4, .webm like OUTPUT)."),
     grid: Optional[Path] = GridOption("rows a, b, result"),
     sample: bool = typer.Option(False, "--sample", help="Sample the latents instead of using posterior means."),
     opts: VideoOptions = VideoOptions(),
@@ -26,7 +26,7 @@ def swap_command(
 
     inputs = (content, motion)
     output = check_output(output or default_output("swap"), inputs)
-    ba_path = output.with_name(output.stem + "-ba.gif")
+    ba_path = output.with_name(output.stem + "-ba" + output.suffix)
     if both:  # the second output is named after the first: it must not be an input either
         check_output(ba_path, inputs)
     check_grid(grid, inputs)
@@ -35,12 +35,12 @@ def swap_command(
     say_note(content, a)
     say_note(motion, b)
     ab = net.swap(a, b, sample=sample, seed=opts.seed)
-    media.write_gif(output, ab, fps=opts.fps)
+    media.write_video(output, ab, fps=opts.fps)
     rows, labels = [a.frames, b.frames, ab], ["a", "b", "a+b"]
     msg = f"wrote {output} ({len(ab)} frames): content of {content.name}, motion of {motion.name}"
     if both:
         ba = net.swap(b, a, sample=sample, seed=opts.seed)
-        media.write_gif(ba_path, ba, fps=opts.fps)
+        media.write_video(ba_path, ba, fps=opts.fps)
         rows.append(ba)
         labels.append("b+a")
         msg += f"; and {ba_path}"

@@ -1,4 +1,4 @@
-"""``dsae train``: train a DSAE on Sprites, a .npz, a folder of GIFs or a speech corpus, or resume a run."""
+"""``dsae train``: train a DSAE on Sprites, a .npz, a folder of clips (GIFs or videos) or a speech corpus, or resume a run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dsae_cli.commands.common import DeviceOption
 
 
 def train_command(
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="sprites | FILE.npz (from `dsae data sprites`) | DIR of GIFs | speech:DIR (speaker/*.wav, LibriSpeech, TIMIT or VCTK tree). Default: the recipe's data."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="sprites | FILE.npz (from `dsae data sprites`) | DIR of clips (GIFs, MP4, WebM, MOV, AVI, ...) | speech:DIR (speaker/*.wav, LibriSpeech, TIMIT or VCTK tree). Default: the recipe's data."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="New run folder (created; refused if it already holds a model)."),
     recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="sprites | sprites-wide | clips | paper | tiny | speech | tiny-speech, or FILE.toml. Default: clips for a folder of clips, speech for speech:DIR, else sprites.", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override a recipe field, repeatable: model.beta_z=16, train.lr=5e-4, train.2.minutes=5 (fields: docs/model.md, docs/training.md).", show_default=False),

@@ -15,11 +15,18 @@ def default_output(stem: str, suffix: str = ".gif", folder: Path = Path(".")) ->
     return path
 
 
-def check_output(path: Path, inputs: tuple, suffix: str | None = ".gif") -> Path:
-    """``path`` checked before any work: its folder exists, it is not an input, it ends in ``suffix`` (if given)."""
+def check_output(path: Path, inputs: tuple, suffix: str | tuple[str, ...] | None = "animation") -> Path:
+    """``path`` checked before any work: its folder exists, it is not an input, it ends in ``suffix``
+    (one suffix or several; the default ``"animation"``: .gif, .mp4 or .webm, what
+    :func:`~dsae_cli.io.media.write_video` writes; ``None``: any)."""
     from dsae_cli.io.files import check_output_path
 
-    return check_output_path(path, inputs=inputs, suffixes=(suffix,) if suffix else ())
+    if suffix == "animation":
+        from dsae_cli.io.media import VIDEO_WRITE_SUFFIXES
+
+        suffix = VIDEO_WRITE_SUFFIXES
+    suffixes = (suffix,) if isinstance(suffix, str) else tuple(suffix or ())
+    return check_output_path(path, inputs=inputs, suffixes=suffixes)
 
 
 def check_grid(grid: Path | None, inputs: tuple) -> None:
@@ -43,7 +50,8 @@ def say_note(source: Path, clip) -> None:
 
 def transform(source: Path, output: Path | None, grid: Path | None, opts, stem: str, label: str, make):
     """What ``reconstruct`` and ``predict`` share: check the outputs (``output`` defaults to ``stem.gif``),
-    load the model and ``source``, write ``make(net, clip)`` as a GIF and, with ``grid``, a picture
+    load the model and ``source``, write ``make(net, clip)`` as a GIF, MP4 or WebM (by the output's
+    name) and, with ``grid``, a picture
     of the input row and the result row (named ``label``). Returns (clip, result frames, output)."""
     from dsae_cli.io import media
 
@@ -53,7 +61,7 @@ def transform(source: Path, output: Path | None, grid: Path | None, opts, stem: 
     clip = net.clip(source, opts.start, opts.stride, encode=False)
     say_note(source, clip)
     result = make(net, clip)
-    media.write_gif(output, result, fps=opts.fps)
+    media.write_video(output, result, fps=opts.fps)
     if grid is not None:
         write_grid(grid, [clip.frames, result], ["input", label])
     return clip, result, output

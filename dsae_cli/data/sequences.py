@@ -1,7 +1,8 @@
 """Training data: the Sprites benchmark (built from the embedded LPC layers, or a saved .npz) or a
 folder of animations, held in memory as uint8 and turned into float batches only when drawn.
 
-Folder data: every GIF/PNG/APNG (or sub-folder of frames) is read, resized to the model's frame
+Folder data: every GIF/PNG/APNG or video file (MP4, WebM, MOV, AVI, MKV, ...; or sub-folder of
+frames) is read, resized to the model's frame
 size (black-padded to square first) and cut into consecutive, non-overlapping windows of T frames;
 the last window is aligned to the end so no frame is lost. Files shorter than T are skipped.
 
@@ -19,7 +20,8 @@ import numpy as np
 
 from dsae_cli.errors import DsaeError
 
-VIDEO_SUFFIXES = (".gif", ".png", ".apng", ".webp")
+VIDEO_SUFFIXES = (".gif", ".png", ".apng", ".webp", ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
+_VIDEO_FILES = VIDEO_SUFFIXES[4:]  # decoded by ffmpeg
 
 
 @dataclass
@@ -43,11 +45,16 @@ def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceDa
 
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     if not files:
-        raise DsaeError(f"{folder} holds no GIF/PNG animations; point --data at a folder of .gif files, a .npz, or 'sprites'")
+        raise DsaeError(
+            f"{folder} holds no GIF/PNG animations or video files; point --data at a folder of clips (.gif, .mp4,"
+            " .webm, .mov, .avi, ...), a .npz, or 'sprites'"
+        )
     windows, groups = [], []
     skipped = 0
     for i, path in enumerate(files):
-        frames = media.resize_frames(read_frames(path), frame_size)
+        # videos are decoded straight to about the model's size: a long HD clip then fits in memory
+        video = path.suffix.lower() in _VIDEO_FILES
+        frames = media.resize_frames(read_frames(path, max_side=frame_size) if video else read_frames(path), frame_size)
         if len(frames) < seq_len:
             skipped += 1
             continue
@@ -67,10 +74,10 @@ def load_training_data(spec: str, seq_len: int = 8, frame_size: int = 64, progre
         return sprites_split("train", progress=progress)
     path = Path(spec)
     if not path.exists():
-        raise DsaeError(f"--data {spec} not found; use 'sprites', a .npz from `dsae data sprites`, or a folder of GIFs")
+        raise DsaeError(f"--data {spec} not found; use 'sprites', a .npz from `dsae data sprites`, or a folder of clips (GIFs or videos)")
     if path.is_file():
         if path.suffix.lower() != ".npz":
-            raise DsaeError(f"--data {spec} is a file but not a .npz; use 'sprites', a .npz, or a folder of GIFs")
+            raise DsaeError(f"--data {spec} is a file but not a .npz; use 'sprites', a .npz, or a folder of clips (GIFs or videos)")
         return sprites_split("train", npz=path)
     return load_video_folder(path, seq_len, frame_size)
 

@@ -1,13 +1,13 @@
 """Shaping, writing and laying out the frames of short animations (numpy ``uint8`` RGB, ``(N, H, W, 3)``).
 
 Helpers resize frames to the model's size and cut fixed-length windows out of longer clips;
-writers turn frames into a looping GIF or a PNG, always atomically so an existing file survives a
-failed write; grids lay sequences out as pictures and animations for READMEs and reports. Reading
+writers turn frames into a looping GIF, an MP4 or WebM video (:func:`write_video` picks by the
+file name) or a PNG, always atomically so an existing file survives a failed write; grids lay sequences out as pictures and animations for READMEs and reports. Reading
 any input into frames is :func:`dsae_cli.io.video.read_frames`.
 
 Every problem the user can fix is raised as a one-line :class:`~dsae_cli.errors.DsaeError`;
-library functions never print. Only numpy and Pillow are used (no torch), so this module is cheap
-to import and test.
+library functions never print. Only numpy and Pillow are used (no torch; MP4 and WebM are encoded by
+the ffmpeg of ``imageio-ffmpeg``, loaded when one is written), so this module is cheap to import and test.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ __all__ = [
     "window_starts",
     "sliding_windows",
     "write_gif",
+    "write_video",
+    "VIDEO_WRITE_SUFFIXES",
     "write_png",
     "make_grid",
     "grid_animation",
@@ -38,6 +40,11 @@ __all__ = [
 # GIF delays are stored in 1/100 s, and browsers replace delays under 20 ms with 100 ms, so
 # anything faster than 50 fps would play *slower*; refuse it rather than surprise the user.
 MAX_GIF_FPS = 50.0
+
+# What write_video writes, by the output's suffix: a looping GIF (the default of every command), an
+# MP4 (H.264, yuv420p: plays everywhere) or a WebM (VP9).
+VIDEO_WRITE_SUFFIXES = (".gif", ".mp4", ".webm")
+MAX_VIDEO_FPS = 240.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,6 +215,37 @@ def write_gif(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> None:
         )
 
 
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> None:
+    """Write frames ``(N, H, W, 3)`` uint8 as the animation ``path``'s suffix names, atomically.
+
+    ``.gif``: :func:`write_gif`. ``.mp4``: H.264 in yuv420p; ``.webm``: VP9 in yuv420p; both at the
+    frames' own size (an odd side is padded by one repeated row or column, as yuv420p needs even
+    sides) and lossy (colours within a few levels; yuv420p halves the colour resolution). Any other
+    suffix is an error that names these three.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gif":
+        write_gif(path, frames, fps)
+        return
+    if suffix not in VIDEO_WRITE_SUFFIXES:
+        raise DsaeError(
+            f"cannot write {path}: animations are written as {', '.join(VIDEO_WRITE_SUFFIXES[:-1])} or"
+            f" {VIDEO_WRITE_SUFFIXES[-1]}; end the output name with one of these"
+        )
+    frames = _check_frames(frames)
+    try:
+        rate = float(fps)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not (math.isfinite(rate) and 0 < rate <= MAX_VIDEO_FPS):
+        raise DsaeError(f"video frame rate must be above 0 and at most {MAX_VIDEO_FPS:g} fps; got {fps}")
+    from dsae_cli.io import ffmpeg
+
+    path = check_output_path(path)
+    with atomic_path(path) as tmp:
+        ffmpeg.encode(tmp, frames, rate, name=path)
+
+
 def _quantize(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Palette-index one frame: returns ``(indices (H, W) uint8, palette (256, 3) uint8)``.
 
@@ -334,7 +372,7 @@ def grid_animation(
 
     The tiles fill a near-square grid (``cols`` defaults to ``ceil(sqrt(N))``) row by row, with
     ``pad`` pixels of ``bg`` around each. Sequences shorter than the longest hold their last
-    frame, so nothing blinks out. Write the result with :func:`write_gif`.
+    frame, so nothing blinks out. Write the result with :func:`write_gif` or :func:`write_video`.
     """
     seqs, height, width = _same_size_sequences(sequences, "grid_animation", "sequence")
     n = len(seqs)

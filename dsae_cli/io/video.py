@@ -1,14 +1,16 @@
-"""Reading the short animations the DSAE works on: GIF/APNG/PNG files, other stills, folders of frames.
+"""Reading the short animations the DSAE works on: GIF/APNG/PNG files, other stills, folders of
+frames, and video files (MP4, WebM, MOV, AVI, MKV, ...).
 
 Every reader returns one format: a numpy ``uint8`` array of RGB frames shaped ``(N, H, W, 3)``,
 whatever the user gives (animated or still GIF, APNG, PNG, a folder of numbered frame images,
-palette/greyscale/RGBA/16-bit images). Memory guards shrink huge frames as they are decoded and
-refuse clips too long or too large to hold. :mod:`dsae_cli.io.media` shapes, writes and lays out
+palette/greyscale/RGBA/16-bit images, a video). Memory guards shrink huge frames as they are decoded
+and refuse clips too long or too large to hold. :mod:`dsae_cli.io.media` shapes, writes and lays out
 the frames.
 
 Every problem the user can fix (missing file, corrupt image, too few frames, ...) is raised as a
-one-line :class:`~dsae_cli.errors.DsaeError`; library functions never print. Only numpy and Pillow
-are used (no torch), so this module is cheap to import and test.
+one-line :class:`~dsae_cli.errors.DsaeError`; library functions never print. Images are read with
+numpy and Pillow; videos with the ffmpeg of ``imageio-ffmpeg`` (:mod:`dsae_cli.io.ffmpeg`, imported
+only when a video is read). No torch, so this module is cheap to import and test.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from dsae_cli.errors import DsaeError
 
-__all__ = ["FRAME_SUFFIXES", "read_frames"]
+__all__ = ["FRAME_SUFFIXES", "VIDEO_FILE_SUFFIXES", "read_frames"]
 
 # Image files picked up from a folder of frames (compared lower-case).
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
-# Suffixes of videos Pillow cannot decode, so the error can say how to convert them.
-_VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+# Video files, decoded by ffmpeg rather than Pillow (compared lower-case; the same as
+# dsae_cli.io.ffmpeg.READ_SUFFIXES, repeated so that naming them imports no subprocess code).
+VIDEO_FILE_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
+
+_GIVE = "give a GIF, a PNG, a video (MP4, WebM, MOV, AVI, MKV) or a folder of frame images"
 
 # Defaults for the memory guards of read_frames. 512 px keeps detail far beyond the model's
 # 64x64 while bounding each decoded frame to < 1 MiB; the byte budget bounds the whole clip.
@@ -48,13 +53,16 @@ def read_frames(
     max_side: int | None = DEFAULT_MAX_SIDE,
     max_frames: int = DEFAULT_MAX_FRAMES,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    stop: int | None = None,
 ) -> np.ndarray:
     """Read an animation (or a still) as RGB frames, ``uint8`` shaped ``(N, H, W, 3)``.
 
     ``path`` may be an animated or still GIF, an APNG or PNG, any other single image Pillow reads
-    (JPG, BMP, WEBP, ...: one frame), or a folder of frame images (``FRAME_SUFFIXES``, hidden files
-    skipped) taken in natural name order (``frame2`` before ``frame10``); from a folder each file
-    gives one frame (its first, if it is itself animated).
+    (JPG, BMP, WEBP, ...: one frame), a video file (``VIDEO_FILE_SUFFIXES``: MP4, WebM, MOV, AVI,
+    MKV, ...; its first video stream, decoded by ffmpeg), or a folder of frame images
+    (``FRAME_SUFFIXES``, hidden files skipped) taken in natural name order (``frame2`` before
+    ``frame10``); from a folder each file gives one frame (its first, if it is itself animated).
+    ``stop`` reads only the first ``stop`` frames (a window at the start of a long clip needs no more).
 
     Frames are the fully composed pictures a viewer shows (GIF/APNG disposal and partial frames
     applied). Transparency is composited over black, the background of the Sprites benchmark;
@@ -66,19 +74,24 @@ def read_frames(
     frames, is an error rather than an out-of-memory crash.
 
     Raises :class:`DsaeError` (one line) for anything wrong with the input. Truncation is always
-    caught, and so is corruption in PNG (checksummed); GIF has no checksums and Pillow decodes
-    garbled GIF data without complaint, so a damaged GIF may read as damaged-looking frames.
+    caught, and so is corruption in PNG (checksummed) and in videos (ffmpeg reporting any decoding
+    error fails the read); GIF has no checksums and Pillow decodes garbled GIF data without
+    complaint, so a damaged GIF may read as damaged-looking frames.
     """
     path = Path(path)
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be >= 1 or None, got {max_side}")
+    if stop is not None and stop < 1:
+        raise ValueError(f"stop must be >= 1 or None, got {stop}")
     if not path.exists():
-        raise DsaeError(f"{path} not found; check the path (give a GIF, a PNG or a folder of frame images)")
+        raise DsaeError(f"{path} not found; check the path ({_GIVE})")
     budget = _FrameBudget(path, max_frames, max_bytes)
     if path.is_dir():
-        frames = _read_folder(path, max_side, budget)
+        frames = _read_folder(path, max_side, budget)[:stop]
+    elif path.suffix.lower() in VIDEO_FILE_SUFFIXES:
+        frames = _read_video_file(path, max_side, budget, stop)
     else:
-        frames = _read_file_frames(path, max_side, budget, first_only=False)
+        frames = _read_file_frames(path, max_side, budget, first_only=False, stop=stop)
     if not frames:
         # Pillow always yields a first frame for a valid file, so this is an odd container.
         raise DsaeError(f"{path} contains no frames; give an animation with at least one frame")
@@ -145,6 +158,17 @@ def _read_folder(folder: Path, max_side: int | None, budget: _FrameBudget) -> li
     return frames
 
 
+def _read_video_file(path: Path, max_side: int | None, budget: _FrameBudget, stop: int | None) -> list[np.ndarray]:
+    """The frames of a video file, decoded by ffmpeg and shrunk to ``max_side`` as they are decoded."""
+    from dsae_cli.io import ffmpeg
+
+    if not path.is_file():
+        raise DsaeError(f"{path} is not a regular file; {_GIVE}")
+    if path.stat().st_size == 0:
+        raise DsaeError(f"{path} is empty (0 bytes); re-export or re-download it")
+    return ffmpeg.decode(path, max_side, budget, stop)
+
+
 def _read_file_frames(
     path: Path,
     max_side: int | None,
@@ -152,10 +176,12 @@ def _read_file_frames(
     *,
     first_only: bool,
     size_out: list | None = None,
+    stop: int | None = None,
 ) -> list[np.ndarray]:
-    """Decode the composed RGB frames of one image file, each shrunk to ``max_side`` as it is decoded."""
+    """Decode the composed RGB frames of one image file, each shrunk to ``max_side`` as it is decoded
+    (the first ``stop`` only, if given)."""
     if not path.is_file():
-        raise DsaeError(f"{path} is not a regular file; give a GIF, a PNG or a folder of frame images")
+        raise DsaeError(f"{path} is not a regular file; {_GIVE}")
     if path.stat().st_size == 0:
         raise DsaeError(f"{path} is empty (0 bytes); re-export or re-download it")
     frames: list[np.ndarray] = []
@@ -198,7 +224,7 @@ def _read_file_frames(
                     rgb = _shrink(_frame_to_rgb(frame), max_side)
                     budget.add(rgb)
                     frames.append(rgb)
-                    if first_only:
+                    if first_only or (stop is not None and len(frames) >= stop):
                         break
         except DsaeError:
             raise
@@ -214,12 +240,7 @@ def _read_file_frames(
 
 
 def _not_an_image_message(path: Path) -> str:
-    if path.suffix.lower() in _VIDEO_SUFFIXES:
-        return (
-            f"{path} is a video, which is not supported; convert it to a GIF or to a folder of PNG frames"
-            f" (e.g. ffmpeg -i {path.name} frames/%04d.png)"
-        )
-    return f"{path} is not an image file that can be read; give a GIF, a PNG or a folder of frame images"
+    return f"{path} is not an image or video file that can be read; {_GIVE}"
 
 
 def _one_line(err: BaseException) -> str:
