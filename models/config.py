@@ -82,9 +82,18 @@ class DSAEConfig:
     #   pose survives, the fine shapes that identify a character do not; 0 = full frames
     z_silhouette: bool = False  # video: z's own frame encoder sees only the figure's silhouette (where a frame
     #   is not background; soft for decoded frames), so no colour or inner detail of a character reaches z
+    z_moving: bool = False  # video: z's own frame encoder sees only what moves: where each frame differs from
+    #   its sequence's temporal median, colour-blind; assumes nothing about the background or the palette
     f_prior: str = "standard"  # p(f): "standard" = N(0, I) (the paper); "fitted" = N(m, S), a full-covariance
     #   Gaussian fitted after training to the aggregate posterior of f over the training sequences (the
     #   ELBO's best Gaussian p(f) for the trained encoder), so f ~ p(f) lands where the decoder was trained
+    f_mmd_weight: float = 0.0  # weight of a term that matches the aggregate posterior of f to p(f) = N(0, I)
+    #   (not in the paper; 0 = off): the maximum mean discrepancy between a batch's f samples and as many
+    #   draws of N(0, I) (InfoVAE, Zhao et al. 2019; WAE-MMD, Tolstikhin et al. 2018), so that f ~ N(0, I)
+    #   lands where the decoder was trained
+    prior_components: int = 1  # p(z_t | z_<t): a mixture of this many diagonal Gaussians (1 = the paper's
+    #   Gaussian); a mixture can hold several motions at one step instead of their average. KL(q(z) || p(z))
+    #   is then estimated from the posterior's sample
     cycle_weight: float = 0.0  # weight of the latent cycle term (not in the paper; 0 = the paper's ELBO):
     #   decode another sequence's f (or an f ~ p(f)) with this sequence's z_1:T, encode the result again,
     #   and score how far the new posterior means land from the latents that made it (objectives.cycle_loss)
@@ -114,7 +123,7 @@ class DSAEConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be positive")
         if self.z_conv_width < 0 or (self.z_conv_width and not (self.modality == "video" and self.z_reduced_view)):
-            raise ValueError("z_conv_width needs a video model whose z has its own frame encoder (z_silhouette or z_input_size)")
+            raise ValueError("z_conv_width needs a video model whose z has its own frame encoder (z_silhouette, z_moving or z_input_size)")
         if self.z_input_size and (self.z_input_size % 16 or self.frame_size % self.z_input_size):
             raise ValueError("z_input_size must be a multiple of 16 that divides frame_size (or 0)")
         if self.likelihood_scale <= 0:
@@ -122,7 +131,13 @@ class DSAEConfig:
         if self.beta_f < 0 or self.beta_z < 0:
             raise ValueError("beta_f and beta_z must not be negative")
         if self.z_reduced_view and self.modality != "video":
-            raise ValueError("z_silhouette and z_input_size apply to video models only")
+            raise ValueError("z_silhouette, z_moving and z_input_size apply to video models only")
+        if self.z_silhouette and self.z_moving:
+            raise ValueError("z_silhouette and z_moving are two views of z; choose one")
+        if self.f_mmd_weight < 0:
+            raise ValueError("f_mmd_weight must not be negative")
+        if self.prior_components < 1:
+            raise ValueError("prior_components must be at least 1")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
         if self.pair_weight < 0:
@@ -146,7 +161,7 @@ class DSAEConfig:
     @property
     def z_reduced_view(self) -> bool:
         """Whether z's conv frame encoder is its own, on a reduced view of the frames (video)."""
-        return bool(self.z_input_size or self.z_silhouette)
+        return bool(self.z_input_size or self.z_silhouette or self.z_moving)
 
     @property
     def frame_shape(self) -> tuple[int, ...]:

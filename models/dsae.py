@@ -110,7 +110,10 @@ class DSAE(nn.Module):
         self.dynamic_head = GaussianHead(H, cfg.z_dim)
         # p(z_t | z_<t)
         self.prior_lstm = nn.LSTM(cfg.z_dim, H, batch_first=True)
-        self.prior_head = GaussianHead(H, cfg.z_dim)
+        if cfg.prior_components > 1:  # logits, means and log-variances of the mixture's components
+            self.prior_head = nn.Linear(H, cfg.prior_components * (1 + 2 * cfg.z_dim))
+        else:
+            self.prior_head = GaussianHead(H, cfg.z_dim)
 
     # ----------------------------------------------------------------------------- encoding
     def frame_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,12 +156,24 @@ class DSAE(nn.Module):
         mask = (x.amax(dim=2, keepdim=True) / self.SILHOUETTE_LEVEL).clamp(max=1.0)
         return mask.expand_as(x)
 
+    #: a pixel whose brightest channel differs from the sequence's median by this much is moving
+    MOVING_LEVEL = 0.1
+
+    def moving(self, x: torch.Tensor) -> torch.Tensor:
+        """What moves, in [0, 1], for z's encoder: the brightest channel of |x_t - median_t x| (the
+        sequence's temporal median, per pixel) divided by MOVING_LEVEL and capped at 1. On a still
+        background only the moving figure is left, with no colour: nothing is assumed about the
+        background or the palette. Same shape as x (the mask repeated over the channels)."""
+        median = x.median(dim=1, keepdim=True).values
+        mask = ((x - median).abs().amax(dim=2, keepdim=True) / self.MOVING_LEVEL).clamp(max=1.0)
+        return mask.expand_as(x)
+
     def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         """Per-frame features for q(z): the shared ones, or z's own encoder on reduced frames."""
         cfg = self.config
         if not cfg.z_reduced_view:
             return feats
-        g = self.silhouette(x) if cfg.z_silhouette else x
+        g = self.silhouette(x) if cfg.z_silhouette else self.moving(x) if cfg.z_moving else x
         B, T = g.shape[:2]
         g = g.reshape(B * T, *g.shape[2:])
         if cfg.z_input_size and cfg.z_input_size < cfg.frame_size:
@@ -223,14 +238,37 @@ class DSAE(nn.Module):
         """
         if self.deterministic:
             raise ValueError(f"a {self.config.dynamics} model has no learned prior over z_1:T; its p(z) is N(0, I)")
+        if self.config.prior_components > 1:
+            raise ValueError("a mixture prior has no single mean and variance per step; use prior_step_log_density")
         shifted = F.pad(z[:, :-1], (0, 0, 1, 0))
         h, _ = self.prior_lstm(shifted)
         return self.prior_head(h)
 
+    def prior_mixture(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The prior head on LSTM outputs h (..., H): component log-weights (..., K), means and
+        log-variances (..., K, z_dim); K = 1 for the Gaussian prior."""
+        if self.config.prior_components == 1:
+            mean, logvar = self.prior_head(h)
+            return mean.new_zeros(*mean.shape[:-1], 1), mean.unsqueeze(-2), logvar.unsqueeze(-2)
+        K, D = self.config.prior_components, self.config.z_dim
+        out = self.prior_head(h).float()
+        logits = out[..., :K].log_softmax(-1)
+        mean, logvar = out[..., K:].unflatten(-1, (K, 2 * D)).chunk(2, dim=-1)
+        return logits, mean, logvar.clamp(-12.0, 8.0)
+
+    def prior_step_log_density(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z_t | z_<t) for every t (B, T), teacher-forced on z_1:T."""
+        if self.config.prior_components == 1:
+            mean, logvar = self.prior_params(z)
+            return gaussian_log_density(z, mean, logvar).sum(-1)
+        shifted = F.pad(z[:, :-1], (0, 0, 1, 0))
+        h, _ = self.prior_lstm(shifted)
+        logits, mean, logvar = self.prior_mixture(h)
+        return torch.logsumexp(logits + gaussian_log_density(z.unsqueeze(-2), mean, logvar).sum(-1), dim=-1)
+
     def prior_log_density(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z_1:T) = sum_t log p(z_t | z_<t), one value per sequence."""
-        mean, logvar = self.prior_params(z)
-        return gaussian_log_density(z, mean, logvar).sum(dim=(1, 2))
+        return self.prior_step_log_density(z).sum(-1)
 
     def sample_f(self, batch: int, generator: torch.Generator | None = None, standard: bool = False) -> torch.Tensor:
         """f ~ p(f): N(0, I), or the fitted N(m, S) unless ``standard``. The noise is drawn on the generator's device."""
@@ -299,7 +337,13 @@ class DSAE(nn.Module):
         else:
             h, state = self.prior_lstm(prev)
         for i in range(steps):
-            mean, logvar = self.prior_head(h)
+            logits, mean, logvar = self.prior_mixture(h)  # (B, 1, K), (B, 1, K, D)
+            if mean.shape[-2] > 1:  # pick a component per sequence, then draw from it
+                u = torch.rand(logits.shape, generator=generator, device=dev)
+                k = (logits - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(-1)  # Gumbel-max
+                pick = k[..., None, None].expand(*k.shape, 1, mean.shape[-1])
+                mean, logvar = mean.gather(-2, pick), logvar.gather(-2, pick)
+            mean, logvar = mean.squeeze(-2), logvar.squeeze(-2)
             eps = torch.randn(mean.shape, generator=generator, device=dev)
             z_t = mean + torch.exp(0.5 * logvar) * eps
             zs.append(z_t)
@@ -362,6 +406,9 @@ class DSAE(nn.Module):
         kl_f = self.kl_f(post.f_mean, post.f_logvar).mean()
         if self.deterministic:  # one z per sequence against p(z) = N(0, I)
             kl_z = kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean()
+        elif cfg.prior_components > 1:  # a one-sample estimate at the posterior's own sample
+            log_q = gaussian_log_density(post.z, post.z_mean, post.z_logvar).sum(dim=(1, 2))
+            kl_z = (log_q - self.prior_log_density(post.z)).mean()
         else:
             # prior scored on the posterior's own sample z_<t (teacher forcing)
             prior_mean, prior_logvar = self.prior_params(post.z)
@@ -374,6 +421,9 @@ class DSAE(nn.Module):
         if cfg.contrast_weight > 0 and self.training and paired:
             out["contrast"] = objectives.contrast_loss(post.f_mean, groups)
             out["loss"] = out["loss"] + cfg.contrast_weight * out["contrast"]
+        if cfg.f_mmd_weight > 0 and self.training and x.shape[0] > 1:
+            out["mmd_f"] = objectives.mmd_standard(post.f)
+            out["loss"] = out["loss"] + cfg.f_mmd_weight * out["mmd_f"]
         if cfg.cycle_weight > 0 and self.training and x.shape[0] > 1 and not hide_z:
             out["cycle"] = objectives.cycle_loss(self, post)
             out["loss"] = out["loss"] + cfg.cycle_weight * out["cycle"]

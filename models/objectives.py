@@ -5,6 +5,7 @@
   pair_loss      same-recording reconstruction (``pair_weight``, speech): each segment is also
                  drawn from its own z_1:T and the f of another segment of its recording
   contrast_loss  InfoNCE on f (``contrast_weight``, speech): f picks out its partner segment
+  mmd_standard   the aggregate posterior of f matched to N(0, I) (``f_mmd_weight``)
 
 The pair and contrast terms read a *paired* batch [a_1..a_n, b_1..b_n], where b_k is another
 segment of a_k's recording. :meth:`models.dsae.DSAE.loss` calls these while training.
@@ -54,6 +55,25 @@ def contrast_loss(f_mean: torch.Tensor, groups: torch.Tensor | None = None) -> t
         sim = sim.masked_fill(same, float("-inf"))
     target = torch.arange(n, device=sim.device)
     return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
+
+
+def mmd_standard(f: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Unbiased squared maximum mean discrepancy between the rows of ``f`` (B, D) and B draws of
+    N(0, I), with the inverse multiquadratic kernel C / (C + |a - b|^2) summed over the scales
+    C = 2 D s, s in MMD_SCALES (as WAE-MMD, Tolstikhin et al. 2018). Zero in expectation when the
+    rows are themselves N(0, I)."""
+    B, D = f.shape
+    p = torch.randn(B, D, generator=generator, device=f.device, dtype=f.dtype)
+    both = torch.cat([f, p], dim=0)
+    d2 = torch.cdist(both, both).pow(2)
+    k = sum(2 * D * s / (2 * D * s + d2) for s in MMD_SCALES)
+    off = 1.0 - torch.eye(B, device=f.device, dtype=f.dtype)
+    kqq, kpp, kqp = k[:B, :B], k[B:, B:], k[:B, B:]
+    return ((kqq * off).sum() + (kpp * off).sum()) / (B * (B - 1)) - 2 * kqp.mean()
+
+
+# kernel scales of mmd_standard, relative to 2 * D
+MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def cycle_loss(model: "DSAE", post: "Posterior") -> torch.Tensor:

@@ -72,3 +72,60 @@ def sprites(
             f"wrote {len(data['x'])} sequences ({sp.N_CHARACTERS} characters x {sp.N_MOTIONS} motions; "
             f"train {n_train}, test {n_test}) to {output}{gif_note} in {elapsed:.1f} s"
         )
+
+
+@app.command("shapes")
+def shapes(
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Where to write the data set (.npz, about 16 MB).", show_default=False
+    ),
+    gifs: Optional[Path] = typer.Option(
+        None,
+        "--gifs",
+        help="Also write every sequence as a looping GIF into this folder (train/, val/, test/, labels.csv; 6912 files).",
+        show_default=False,
+    ),
+    frames: int = typer.Option(8, "--frames", min=2, max=64, help="Frames per sequence (the figure moves the same distance whatever the number)."),
+):
+    """Build the Moving shapes benchmark: coloured figures moving over coloured, textured backgrounds.
+
+    216 contents (6 shapes x 6 colours x 6 backgrounds) x 8 directions x 4 = 6912 sequences of 64x64 RGB frames, split by content: train 164 contents, val 9 (the ones `dsae train --data shapes` holds out), test 43. The .npz holds x (uint8 frames), shape, colour, background, action (the direction, 0..7), content_id and split. Train on it with `dsae train --data FILE.npz` (or `--data shapes`, which renders it on the fly) and score a model with `dsae evaluate shapes`.
+    """
+    from dsae_cli.errors import cli_errors
+
+    with cli_errors():
+        import time
+
+        import numpy as np
+
+        from dsae_cli.data import shapes as sh
+        from dsae_cli.data.sequences import held_out_groups
+        from dsae_cli.errors import DsaeError
+        from dsae_cli.io.files import check_output_path
+
+        output = check_output_path(output, suffixes=(".npz",))
+        if gifs is not None:
+            if gifs.exists() and not gifs.is_dir():
+                raise DsaeError(f"--gifs {gifs} is a file; give a folder (it is created if missing)")
+            gifs_parent = gifs.parent if str(gifs.parent) else Path(".")
+            if not gifs_parent.is_dir():
+                raise DsaeError(f"folder {gifs_parent} for --gifs does not exist; create it first (mkdir -p {gifs_parent})")
+
+        start = time.perf_counter()
+        with progress_bar("shapes", sh.N_CONTENTS) as update:
+            data = sh.build_shapes(frames=frames, progress=update.advance)
+        train_ids, test_ids = sh.split_content_ids()
+        val_ids = held_out_groups(train_ids)
+        cid = data["content_id"]
+        data["split"] = np.where(np.isin(cid, test_ids), "test", np.where(np.isin(cid, val_ids), "val", "train"))
+        _say(f"compressing and writing {output} ...")
+        sh.write_shapes_npz(output, data)
+        if gifs is not None:
+            with progress_bar("gifs", len(data["x"])) as update:
+                sh.write_shapes_gifs(gifs, data, progress=update.advance)
+        counts = {s: int((data["split"] == s).sum()) for s in ("train", "val", "test")}
+        gif_note = f" and GIFs in {gifs}/" if gifs is not None else ""
+        _say(
+            f"wrote {len(data['x'])} sequences of {frames} frames (train {counts['train']}, val {counts['val']}, "
+            f"test {counts['test']}) to {output}{gif_note} in {time.perf_counter() - start:.1f} s"
+        )

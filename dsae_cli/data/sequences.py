@@ -67,17 +67,23 @@ def load_video_folder(folder: Path, seq_len: int, frame_size: int) -> SequenceDa
 
 
 def load_training_data(spec: str, seq_len: int = 8, frame_size: int = 64, progress=None) -> SequenceData:
-    """``sprites`` | FILE.npz | DIR (of GIFs) -> the training sequences (never Sprites test characters)."""
+    """``sprites`` | ``shapes`` | FILE.npz | DIR (of clips) -> the training sequences (never a
+    benchmark's test split)."""
+    from dsae_cli.data.shapes import is_shapes_npz, shapes_split
     from dsae_cli.data.sprites import sprites_split
 
     if spec == "sprites":
         return sprites_split("train", progress=progress)
+    if spec == "shapes":
+        return shapes_split("train", frames=seq_len)
     path = Path(spec)
     if not path.exists():
         raise DsaeError(f"--data {spec} not found; use 'sprites', a .npz from `dsae data sprites`, or a folder of clips (GIFs or videos)")
     if path.is_file():
         if path.suffix.lower() != ".npz":
             raise DsaeError(f"--data {spec} is a file but not a .npz; use 'sprites', a .npz, or a folder of clips (GIFs or videos)")
+        if is_shapes_npz(path):
+            return shapes_split("train", frames=seq_len, npz=path)
         return sprites_split("train", npz=path)
     return load_video_folder(path, seq_len, frame_size)
 

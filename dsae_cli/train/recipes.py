@@ -58,7 +58,15 @@ def default_recipe(data: str | None) -> str:
     data = "sprites" if data is None else str(data)
     if data.startswith("speech:"):
         return "speech"
+    if data == "shapes" or (data.lower().endswith(".npz") and _is_shapes_npz(data)):
+        return "clips"  # the benchmark of clips that are not Sprites
     return "sprites" if data == "sprites" or data.lower().endswith(".npz") else "clips"
+
+
+def _is_shapes_npz(path: str) -> bool:
+    from dsae_cli.data.shapes import is_shapes_npz
+
+    return is_shapes_npz(path)
 
 
 def load_recipe(spec: str | Path) -> Recipe:
