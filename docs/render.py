@@ -27,6 +27,11 @@ SOURCES = {
     "recipe-val": "dsae train --recipe sprites --out runs/recipe && dsae evaluate sprites --model runs/recipe/best --split val --json > docs/results/recipe-val.json",
     "recipe-elbo-val": "dsae evaluate sprites --model runs/recipe/1-elbo/best --split val --json > docs/results/recipe-elbo-val.json",
     "recipe-test": "dsae evaluate sprites --model runs/recipe/best --split test --json > docs/results/recipe-test.json",
+    "shapes-val": (
+        "dsae judge train --data shapes --out runs/shapes-judge && dsae train --data shapes --recipe clips --out runs/shapes && "
+        "dsae evaluate shapes --model runs/shapes/best --judge runs/shapes-judge --split val --json > docs/results/shapes-val.json"
+    ),
+    "shapes-test": "dsae evaluate shapes --model runs/shapes/best --judge runs/shapes-judge --split test --json > docs/results/shapes-test.json",
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
@@ -48,6 +53,7 @@ QUOTED_TIMIT = [  # DiffSDA (arXiv 2510.05717), Table 16: TIMIT core test set, E
     ("DiffSDA", 4.43, 46.72),
 ]
 ATTRIBUTES = ("skin", "pants", "top", "hair")
+SHAPES_ATTRIBUTES = ("shape", "colour", "background")
 
 
 def load(name: str) -> dict | None:
@@ -193,6 +199,41 @@ def judge_section(out: list[str]) -> None:
     ]
 
 
+def shapes_section(out: list[str]) -> None:
+    runs = [(split, load(f"shapes-{split}")) for split in ("val", "test")]
+    runs = [(split, r) for split, r in runs if r is not None]
+    if not runs:
+        return
+    ids = {r["model_id"] for _, r in runs}
+    models = f"`{runs[0][1]['model_id']}`" if len(ids) == 1 else ", ".join(f"{split} `{r['model_id']}`" for split, r in runs)
+    judges = sorted({str(r["judge_id"]) for _, r in runs})
+    n = {split: f"{r['n_test']:,}" for split, r in runs}
+    out += [
+        "## Moving shapes",
+        "",
+        "The second benchmark with known factors (`dsae_cli/data/shapes.py`): a figure of one of 6 shapes in one",
+        "of 6 colours over one of 6 textured backgrounds (the content, 216 combinations) moves in one of 8",
+        f"directions (the motion). Test: the 43 test contents ({n.get('test', '1,376')} sequences), reported once; validation: the",
+        f"9 training contents that `dsae train` holds out ({n.get('val', '288')} sequences), on which choices are made. Judged by",
+        f"a Moving shapes judge (`dsae judge train --data shapes`; judge {', '.join(f'`{j}`' for j in judges)}); model {models}.",
+        "Swaps use fixed pairs (another content, another direction) and no sampling; generation is the mean",
+        f"± standard deviation over {runs[0][1]['repeats']} draws.",
+        "",
+        "| figure | " + " | ".join(split for split, _ in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    rows = [
+        ("swaps keep the content (shape, colour and background at once)", lambda r: r["swap"]["all"]),
+        ("swaps keep the motion (direction)", lambda r: r["swap"]["action"]),
+        ("generation keeps the content (f kept, z_1:T from the learned prior; all three)", lambda r: r["static_acc"]["all"]),
+        *((f"swap: {a}", lambda r, a=a: r["swap"][a]) for a in SHAPES_ATTRIBUTES),
+        *((f"judge on the real sequences: {h}", lambda r, h=h: r["judge_acc_data"][h]) for h in ("action", *SHAPES_ATTRIBUTES)),
+    ]
+    for label, get in rows:
+        out.append(f"| {label} | " + " | ".join(pct(get(r)) for _, r in runs) + " |")
+    out += ["", f"Sources: {source(*[f'shapes-{split}' for split, _ in runs])}", ""]
+
+
 def speech_section(out: list[str]) -> None:
     named = (
         ("TIMIT sample (test)", "speech-timit"), ("LibriSpeech test-other (test)", "speech-test-other"),
@@ -246,6 +287,7 @@ def results_page() -> str:
     ]
     sprites_tables(out)
     choices_table(out)
+    shapes_section(out)
     judge_section(out)
     speech_section(out)
     return "\n".join(out).rstrip() + "\n"
@@ -311,6 +353,13 @@ def headline() -> str:
         rows.append(
             f"| `dsae train --recipe sprites` (60 min, 2 cores) | swaps keep all four attributes (val; the shipped model: "
             f"{pct(shipped['swap']['all'])}) | {pct(recipe['swap']['all'])} | `dsae evaluate sprites --model RUN/best --split val` |"
+        )
+    shapes = next(((split, r) for split in ("test", "val") if (r := load(f"shapes-{split}")) is not None), None)
+    if shapes is not None:
+        split, r = shapes
+        rows.append(
+            f"| Moving shapes model (`{r['model_id']}`) | swaps keep the content / the motion ({split}) | "
+            f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --judge JUDGE --split {split}` |"
         )
     for label, name in (("TIMIT sample", "speech-timit"), ("test-other", "speech-test-other")):
         r = load(name)

@@ -1,9 +1,12 @@
-"""The judge: a supervised sequence classifier that scores generated Sprites, as S3VAE / C-DSVAE do.
+"""The judge: a supervised sequence classifier that scores generated videos, as S3VAE / C-DSVAE do.
 
-It reads a whole sequence x_1:T (B, T, 3, H, W) with values in [0, 1] and predicts five labels at
-once: the action (9 classes: 3 motions x 3 directions) and the four appearance attributes skin,
-pants, top and hair (6 variants each). Design (the protocol of the released S3VAE/C-DSVAE code,
-see ``/work/shared/data/lpc/README.md`` section 8):
+It reads a whole sequence x_1:T (B, T, 3, H, W) with values in [0, 1] and predicts the labels of a
+benchmark at once: one motion head, ``action`` (``n_actions`` classes), and one head per content
+attribute named in ``attributes`` (``n_variants`` classes each). The defaults are Sprites': the
+action (9 classes: 3 motions x 3 directions) and skin, pants, top and hair (6 variants each); the
+Moving shapes judge has ``attributes=("shape", "colour", "background")`` and ``n_actions=8``
+(:data:`BENCHMARK_HEADS`). Design (the protocol of the released S3VAE/C-DSVAE code, see
+``/work/shared/data/lpc/README.md`` section 8):
 
   per frame    four 4x4 stride-2 convs (w, 2w, 4w, 8w channels), each + BatchNorm + LeakyReLU(0.2)
                (64 -> 32 -> 16 -> 8 -> 4 pixels), then a 4x4 valid conv to ``embed_dim`` + BN + tanh
@@ -13,10 +16,10 @@ see ``/work/shared/data/lpc/README.md`` section 8):
 
 The protocol's widths (w = 64, LSTM 256, heads 256) are the ``"protocol"`` preset: about 16x the
 convolution work of the ``"small"`` default (w = 16, LSTM 64, heads 64). The small widths are enough
-here, since the labels are colours and poses of rendered sprites; skin, whose tones are close, is
-the last head to be learned. The default 5 epochs with a cosine learning-rate decay aim at >= 99 %
-on every head, and ``dsae judge train`` reports each head's test accuracy and warns when one is
-below 99 %.
+here, since the labels are colours, shapes and poses of rendered figures; on Sprites skin, whose
+tones are close, is the last head to be learned. The default 5 epochs with a cosine learning-rate
+decay aim at >= 99 % on every head, and ``dsae judge train`` reports each head's test accuracy and
+warns when one is below 99 %.
 
 The LSTM reads sequences of any length, so the judge also scores prefixes x_1..t (used for the
 probability-over-time plots of ``dsae evaluate sprites --plots``).
@@ -33,9 +36,15 @@ from torch import nn
 
 from models.config import config_from_dict
 
-# the judge's outputs, in a fixed order (the action first, then the appearance attributes)
+# Sprites' heads (the default config's), in the fixed order of every judge: the action first, then
+# the content (appearance) attributes
 HEADS = ("action", "skin", "pants", "top", "hair")
 ATTRIBUTES = HEADS[1:]
+#: the config fields that give each benchmark's heads
+BENCHMARK_HEADS: dict[str, dict] = {
+    "sprites": dict(attributes=ATTRIBUTES, n_actions=9, n_variants=6),
+    "shapes": dict(attributes=("shape", "colour", "background"), n_actions=8, n_variants=6),
+}
 
 
 @dataclass
@@ -46,23 +55,36 @@ class JudgeConfig:
     embed_dim: int = 128  # per-frame vector from the final valid conv, BN and tanh (protocol: 128)
     lstm_hidden: int = 64  # hidden size of each direction of the bidirectional LSTM (protocol: 256)
     head_hidden: int = 64  # hidden layer of each classification head (protocol: 256)
-    n_actions: int = 9  # classes of the action head (3 motions x 3 directions)
-    n_variants: int = 6  # classes of each appearance head (skin, pants, top, hair)
+    n_actions: int = 9  # classes of the action head (Sprites: 3 motions x 3 directions)
+    n_variants: int = 6  # classes of each content head (Sprites: skin, pants, top, hair)
+    attributes: tuple[str, ...] = ATTRIBUTES  # the content heads, after the action (Sprites' by default)
 
     def __post_init__(self) -> None:
         if self.frame_size % 16 or self.frame_size < 16:
             raise ValueError(f"frame_size must be a multiple of 16, not {self.frame_size}")
         for f in dataclasses.fields(self):
-            if int(getattr(self, f.name)) < 1:
+            if f.name != "attributes" and int(getattr(self, f.name)) < 1:
                 raise ValueError(f"{f.name} must be positive")
+        if isinstance(self.attributes, str) or not all(isinstance(a, str) and a for a in self.attributes):
+            raise ValueError(f"attributes must be a list of head names, not {self.attributes!r}")
+        self.attributes = tuple(self.attributes)  # a saved config holds a JSON list
+        if not self.attributes or len(set(self.attributes)) != len(self.attributes) or "action" in self.attributes:
+            raise ValueError(f"attributes must be distinct names other than 'action', at least one, not {list(self.attributes)}")
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The names of the heads, in order: ``action``, then the content attributes."""
+        return ("action", *self.attributes)
 
     @property
     def classes(self) -> dict[str, int]:
-        """Number of classes of every head, in :data:`HEADS` order."""
-        return {name: (self.n_actions if name == "action" else self.n_variants) for name in HEADS}
+        """Number of classes of every head, in :attr:`heads` order."""
+        return {name: (self.n_actions if name == "action" else self.n_variants) for name in self.heads}
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["attributes"] = list(self.attributes)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "JudgeConfig":
@@ -120,7 +142,7 @@ class Judge(nn.Module):
         return {name: logits.softmax(-1) for name, logits in self(x).items()}
 
     def loss(self, x: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict:
-        """Sum of the five cross-entropies (the protocol's loss, up to a constant factor) and per-head accuracy."""
+        """Sum of the heads' cross-entropies (the protocol's loss, up to a constant factor) and per-head accuracy."""
         logits = self(x)
         out = {}
         total = 0.0

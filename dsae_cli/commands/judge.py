@@ -1,4 +1,4 @@
-"""``dsae judge train``: train the judge classifier that ``dsae evaluate sprites`` scores models with."""
+"""``dsae judge train``: train the judge classifier that ``dsae evaluate sprites`` (or ``shapes``) scores models with."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import typer
 
 from dsae_cli.commands.common import DeviceOption, progress_bar
 
-app = typer.Typer(help="The judge: a Sprites sequence classifier (action, skin, pants, top, hair) used to score models.", no_args_is_help=True)
+app = typer.Typer(
+    help="The judge: a sequence classifier of a benchmark's labels (Sprites: action, skin, pants, top, hair; "
+    "Moving shapes: action, shape, colour, background) used to score models.",
+    no_args_is_help=True,
+)
 
 
 @app.command("train")
 def train(
     out: Path = typer.Option(Path("runs/judge"), "-o", "--out", help="Folder to write the judge to (config.json + model.safetensors)."),
+    data: str = typer.Option("sprites", "--data", help="The benchmark whose labels it learns: sprites (9000 training sequences) | shapes (Moving shapes, 5536)."),
     minutes: float = typer.Option(0.0, "--minutes", min=0.0, help="Wall-clock budget; stops at whichever of epochs/minutes comes first (0: no limit)."),
-    epochs: int = typer.Option(5, "--epochs", min=1, help="Passes over the 9000 training sequences."),
+    epochs: int = typer.Option(5, "--epochs", min=1, help="Passes over the training sequences."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Sequences per step."),
     lr: float = typer.Option(1e-3, "--lr", min=0.0, help="Adam learning rate (the protocol used 2e-4 with batch 128)."),
     seed: int = typer.Option(0, "--seed", help="Seed for init and data order."),
@@ -24,15 +29,20 @@ def train(
     device: str = DeviceOption,
     limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Use only the first N train and test sequences (tests)."),
 ) -> None:
-    """Train the judge on the Sprites training characters and report its accuracy on the real test sequences.
+    """Train the judge on a benchmark's training split and report its accuracy on the real test sequences.
 
-    Example: dsae judge train -o runs/judge  (then: dsae evaluate sprites --judge runs/judge)
+    Example: dsae judge train -o runs/judge  (then: dsae evaluate sprites --judge runs/judge);
+    dsae judge train --data shapes -o runs/shapes-judge  (then: dsae evaluate shapes --model M --judge runs/shapes-judge)
     """
     from dsae_cli.errors import DsaeError, cli_errors
 
     with cli_errors():
-        from models.judge import JUDGE_PRESETS, JudgeConfig
+        from dsae_cli.evaluate.benchmarks import BENCHMARKS
+        from models.judge import BENCHMARK_HEADS, JUDGE_PRESETS, JudgeConfig
 
+        if data not in BENCHMARKS:
+            raise DsaeError(f"unknown --data {data!r}; use {' or '.join(BENCHMARKS)}")
+        bench = BENCHMARKS[data]
         if preset not in JUDGE_PRESETS:
             raise DsaeError(f"unknown --preset {preset!r}; use {' or '.join(JUDGE_PRESETS)}")
         if out.exists() and not out.is_dir():
@@ -43,21 +53,20 @@ def train(
         if not parent.is_dir():
             raise DsaeError(f"folder {parent} for --out does not exist; create it first (mkdir -p {parent})")
 
-        from dsae_cli.data.sprites import sprites_split
         from dsae_cli.evaluate.judge import save_judge, train_judge
         from dsae_cli.runtime import resolve_device
 
         dev = resolve_device(device)
-        _say("rendering the Sprites training and test characters ...")
-        train_data = sprites_split("train", limit)
-        test_data = sprites_split("test", limit)
-        config = JudgeConfig(**JUDGE_PRESETS[preset])
+        _say(f"rendering the {bench.title} training and test {bench.unit} ...")
+        train_data = bench.split("train", limit)
+        test_data = bench.split("test", limit)
+        config = JudgeConfig(**JUDGE_PRESETS[preset], **BENCHMARK_HEADS[data])
         with progress_bar("judge") as progress:
             judge, summary = train_judge(
                 train_data, test_data, config, epochs=epochs, minutes=minutes, batch_size=batch_size, lr=lr,
                 seed=seed, device=dev, log=_say, progress=progress,
             )  # fmt: skip
-        options = dict(preset=preset, epochs=epochs, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, limit=limit)
+        options = dict(data=data, preset=preset, epochs=epochs, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, limit=limit)
         training = {**options, **{k: v for k, v in summary.items() if k != "test_accuracy"}}
         save_judge(judge, out, extra={"training": training, "test_accuracy": summary["test_accuracy"]})
         acc = summary["test_accuracy"]

@@ -1,12 +1,13 @@
 """The judge classifier's training loop, checkpoints and batched inference.
 
 A judge is saved like a model: a folder with ``config.json`` (format ``"dsae-judge"``, a format
-version, the :class:`~models.judge.JudgeConfig`, the training options and its accuracy on the real
-Sprites test sequences) and ``model.safetensors``. Loading refuses DSAE checkpoints, foreign files
-and unknown versions with a message that says what to pass instead.
+version, the :class:`~models.judge.JudgeConfig` with its heads, the training options and its
+accuracy on the real test sequences of its benchmark) and ``model.safetensors``. Loading refuses
+DSAE checkpoints, foreign files and unknown versions with a message that says what to pass instead.
 
-Train one with ``dsae judge train -o runs/judge``; ``dsae evaluate sprites`` uses the embedded one
-in ``dsae_cli/pretrained/judge/`` unless ``--judge`` is given.
+Train one with ``dsae judge train [--data sprites|shapes] -o runs/judge``; ``dsae evaluate sprites``
+uses the embedded one in ``dsae_cli/pretrained/judge/`` unless ``--judge`` is given, ``dsae evaluate
+shapes`` the one in ``dsae_cli/pretrained/shapes-judge/`` where this install has one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 DEFAULT_JUDGE = Path(__file__).parent.parent / "pretrained" / "judge"
+#: the embedded judge of each benchmark (a benchmark without a folder here has none shipped)
+DEFAULT_JUDGES = {"sprites": DEFAULT_JUDGE, "shapes": DEFAULT_JUDGE.parent / "shapes-judge"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,16 +54,20 @@ def save_judge(judge, path: str | Path, extra: dict | None = None) -> Path:
     return write_checkpoint(judge.state_dict(), meta, path)
 
 
-def load_judge(path: str | Path | None = None, device: str = "cpu"):
-    """Rebuild a judge from its folder (default: the embedded one), in eval mode, on ``device``."""
+def load_judge(path: str | Path | None = None, device: str = "cpu", benchmark: str = "sprites"):
+    """Rebuild a judge from its folder (default: the embedded judge of ``benchmark``), in eval mode, on ``device``."""
     from dsae_cli.checkpoint import load_module
     from models.judge import Judge, JudgeConfig
 
     if path is None:
-        path = DEFAULT_JUDGE
+        path = DEFAULT_JUDGES[benchmark]
         if not (path / CONFIG_NAME).is_file():
+            if benchmark == "sprites":
+                raise DsaeError(
+                    "this install has no embedded judge; train one with `dsae judge train -o runs/judge` and pass --judge runs/judge"
+                )
             raise DsaeError(
-                "this install has no embedded judge; train one with `dsae judge train -o runs/judge` and pass --judge runs/judge"
+                f"this install has no embedded {benchmark} judge; train one with `dsae judge train --data {benchmark} --out DIR` and pass --judge DIR"
             )
     path = Path(path)
     if not path.exists():
@@ -112,7 +119,8 @@ def train_judge(
     log=None,
     progress=None,
 ):
-    """Train a judge on ``train`` (SequenceData with labels) and measure it on ``test``.
+    """Train a judge with ``config``'s heads on ``train`` (SequenceData with a label of every head) and
+    measure it on ``test``.
 
     Stops after ``epochs`` passes or ``minutes`` of wall clock (0: no limit), whichever comes first;
     the learning rate decays along a cosine over the planned epochs (a time stop cuts it short).
@@ -123,14 +131,19 @@ def train_judge(
 
     from dsae_cli.data.sequences import video_batch
     from dsae_cli.runtime import seed_everything
-    from models.judge import HEADS, Judge
+    from models.judge import Judge
 
     log = log or (lambda msg: None)
+    heads = config.heads
+    for name, data in (("training", train), ("test", test)):
+        missing = [k for k in heads if k not in data.labels]
+        if missing:
+            raise DsaeError(f"the {name} sequences have no {', '.join(missing)} labels, which this judge's heads need")
     seed_everything(seed)
     judge = Judge(config).to(device)
     opt = torch.optim.Adam(judge.parameters(), lr=lr)
     rng = np.random.RandomState(seed)
-    labels = {k: torch.from_numpy(np.asarray(train.labels[k], dtype=np.int64)) for k in HEADS}
+    labels = {k: torch.from_numpy(np.asarray(train.labels[k], dtype=np.int64)) for k in heads}
     steps_per_epoch = math.ceil(len(train) / batch_size)
     total = steps_per_epoch * epochs
     # cosine decay over the planned steps: the last epoch fine-tunes at a small rate (the hardest
@@ -156,7 +169,7 @@ def train_judge(
                 v = float(v.detach())
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             if progress is not None:
-                info = f"loss {running['loss']:.3f} " + " ".join(f"{k} {100 * running[f'acc_{k}']:.0f}%" for k in HEADS)
+                info = f"loss {running['loss']:.3f} " + " ".join(f"{k} {100 * running[f'acc_{k}']:.0f}%" for k in heads)
                 progress(step, total, info)
             if minutes and time.perf_counter() - start > 60 * minutes:
                 stopped_early = True

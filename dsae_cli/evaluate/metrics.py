@@ -1,4 +1,4 @@
-"""The numbers of the Sprites evaluation, in plain numpy so they can be tested on hand-made inputs:
+"""The numbers of the judged evaluation (Sprites, Moving shapes), in plain numpy so they can be tested on hand-made inputs:
 accuracies, entropies, the Inception Score, KL divergences, the DSAE paper's table, confusion
 counts, mean and std over repeats, and the fixed pairs of the swap test.
 
@@ -13,7 +13,7 @@ import numpy as np
 from dsae_cli.errors import DsaeError
 
 EPS = 1e-16  # inside every log, as in the released S3VAE / C-DSVAE code
-HEADS = ("action", "skin", "pants", "top", "hair")
+HEADS = ("action", "skin", "pants", "top", "hair")  # Sprites' heads: the defaults where none are given
 ATTRIBUTES = HEADS[1:]
 SWAP_SEED = 2018  # the swap pairs depend on this and on the test set only, never on --seed
 
@@ -102,7 +102,8 @@ def joint_accuracy(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], 
 
 
 def paper_table_scores(p_data: dict, p_recon: dict, p_gen_f: dict, p_gen_z: dict) -> dict:
-    """The DSAE paper's per-attribute disentanglement table (Li & Mandt, ICML 2018, Sprites).
+    """The DSAE paper's per-attribute disentanglement table (Li & Mandt, ICML 2018, Sprites), for
+    every head of ``p_data`` (the action and the content attributes of any benchmark).
 
     All four arguments are the judge's probabilities ``{head: (N, K)}`` on: the test data x, their
     reconstructions decode(f, z_1:T), the generations with f drawn from p(f) and z_1:T kept
@@ -111,7 +112,7 @@ def paper_table_scores(p_data: dict, p_recon: dict, p_gen_f: dict, p_gen_z: dict
     The paper's exact formulas could not be re-checked here (no copy of its text was reachable);
     this is the reading implemented, stated so that it can be compared:
 
-    * the latent "in charge" of an appearance attribute (skin, pants, top, hair) is f, that of the
+    * the latent "in charge" of an appearance attribute (Sprites: skin, pants, top, hair) is f, that of the
       action is z_1:T; the "kept" generation keeps that latent and resamples the other one
       (appearance: ``p_gen_z``; action: ``p_gen_f``), the "random" generation resamples it
       (appearance: ``p_gen_f``; action: ``p_gen_z``);
@@ -125,7 +126,7 @@ def paper_table_scores(p_data: dict, p_recon: dict, p_gen_f: dict, p_gen_z: dict
       good), reported too so that either reading of the paper's columns can be taken from the table.
     """
     out = {}
-    for head in HEADS:
+    for head in p_data:
         kept, random = (p_gen_f, p_gen_z) if head == "action" else (p_gen_z, p_gen_f)
         out[head] = {
             "disagreement": disagreement(p_data[head], kept[head]),
@@ -176,8 +177,8 @@ def summarise(rows: list):
 
 
 def swap_pairs(char_id: np.ndarray, action: np.ndarray, seed: int = SWAP_SEED) -> np.ndarray:
-    """For each sequence a, a partner b with another character and another action, drawn uniformly
-    with a fixed seed (the same pairs on every run for the same test set)."""
+    """For each sequence a, a partner b with another character (any benchmark's content id) and
+    another action, drawn uniformly with a fixed seed (the same pairs on every run for the same test set)."""
     char_id, action = np.asarray(char_id), np.asarray(action)
     n = len(char_id)
     if n == 0:
@@ -188,7 +189,7 @@ def swap_pairs(char_id: np.ndarray, action: np.ndarray, seed: int = SWAP_SEED) -
     _, both, both_count = np.unique(ci * (ai.max() + 1) + ai, return_inverse=True, return_counts=True)
     partners = n - char_count[ci] - action_count[ai] + both_count[both]
     if (partners < 1).any():
-        raise DsaeError("the swap test needs sequences of at least two characters and two actions; evaluate more test sequences")
+        raise DsaeError("the swap test needs sequences of at least two characters (contents) and two actions; evaluate more test sequences")
     rng = np.random.RandomState(seed)
     partner = rng.randint(n, size=n)
     bad = (char_id[partner] == char_id) | (action[partner] == action)

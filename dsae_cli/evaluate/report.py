@@ -1,6 +1,7 @@
-"""The Sprites evaluation for people: Markdown tables of :func:`~dsae_cli.evaluate.sprites.evaluate_sprites`
-and :func:`~dsae_cli.evaluate.sprites.evaluate_prediction` results, and PNG plots of the judge's class
-probabilities over time for generated sequences (``dsae evaluate sprites --plots DIR``)."""
+"""The judged evaluation (Sprites, Moving shapes) for people: Markdown tables of
+:func:`~dsae_cli.evaluate.sprites.evaluate_benchmark` and :func:`~dsae_cli.evaluate.sprites.evaluate_prediction`
+results, and PNG plots of the judge's class probabilities over time for generated sequences
+(``dsae evaluate sprites --plots DIR``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsae_cli.evaluate.metrics import ATTRIBUTES, HEADS, top_confusions
+from dsae_cli.evaluate.benchmarks import BENCHMARKS
+from dsae_cli.evaluate.metrics import top_confusions
 
 
 # --------------------------------------------------------------------------------------------
@@ -23,10 +25,18 @@ def _num(ms: dict, digits: int = 3) -> str:
     return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
 
 
+def _count(n: int) -> str:
+    return {2: "both", 3: "all three", 4: "all four"}.get(n, f"all {n}")
+
+
 def markdown_report(r: dict) -> str:
-    """The result of :func:`evaluate_sprites` as Markdown tables (mean ± std over the repeats)."""
+    """The result of :func:`evaluate_benchmark` as Markdown tables (mean ± std over the repeats)."""
+    attributes = tuple(k for k in r["swap"] if k not in ("all", "action"))
+    heads = tuple(r["judge_acc_data"])
+    bench = BENCHMARKS.get(r.get("benchmark", "sprites"))  # results from before the key are Sprites'
+    every = _count(len(attributes))
     lines = [
-        "## Sprites evaluation",
+        f"## {bench.title if bench else 'Judged'} evaluation",
         "",
         f"model `{r['model_id']}`, judge `{r['judge_id']}`; {r['n_test']} test sequences, "
         f"{r['repeats']} repeats with fresh prior samples (mean ± std); {r['elapsed_s']:.0f} s; "
@@ -44,38 +54,38 @@ def markdown_report(r: dict) -> str:
         "",
         "### Static test (f kept, z_1:T from the learned prior): appearance accuracy",
         "",
-        "| skin | pants | top | hair | all four |",
-        "|---|---|---|---|---|",
-        "| " + " | ".join(_pct(r["static_acc"][k]) for k in (*ATTRIBUTES, "all")) + " |",
+        "| " + " | ".join((*attributes, every)) + " |",
+        "|" + "---|" * (len(attributes) + 1),
+        "| " + " | ".join(_pct(r["static_acc"][k]) for k in (*attributes, "all")) + " |",
         "",
         "### Swap (f of a, z_1:T of b; fixed pairs): appearance of a kept, action of b kept",
         "",
-        "| skin | pants | top | hair | all four | action |",
-        "|---|---|---|---|---|---|",
-        "| " + " | ".join(_pct(r["swap"][k]) for k in (*ATTRIBUTES, "all", "action")) + " |",
+        "| " + " | ".join((*attributes, every, "action")) + " |",
+        "|" + "---|" * (len(attributes) + 2),
+        "| " + " | ".join(_pct(r["swap"][k]) for k in (*attributes, "all", "action")) + " |",
         "",
         "### DSAE paper table (Li & Mandt 2018): judge on data vs generations",
         "",
         "| attribute | disagreement | KL-recon | KL-random | KL-kept |",
         "|---|---|---|---|---|",
     ]
-    for head in (*ATTRIBUTES, "action"):
+    for head in (*attributes, "action"):
         row = r["paper_table"][head]
         lines.append(f"| {head} | {_pct(row['disagreement'])} | {_num(row['kl_recon'])} | {_num(row['kl_random'])} | {_num(row['kl_kept'])} |")
     lines += [
         "",
         "### Judge accuracy on the real test data and on reconstructions",
         "",
-        "| | " + " | ".join(HEADS) + " |",
-        "|---|" + "---|" * len(HEADS),
-        "| data | " + " | ".join(f"{100 * r['judge_acc_data'][h]['mean']:.2f} %" for h in HEADS) + " |",
-        "| reconstruction | " + " | ".join(f"{100 * r['recon_acc'][h]['mean']:.2f} %" for h in HEADS) + " |",
+        "| | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(heads),
+        "| data | " + " | ".join(f"{100 * r['judge_acc_data'][h]['mean']:.2f} %" for h in heads) + " |",
+        "| reconstruction | " + " | ".join(f"{100 * r['recon_acc'][h]['mean']:.2f} %" for h in heads) + " |",
     ]
     if "confusion" in r:
-        names = class_names()
+        names = bench.class_names() if bench else {}
         lines += ["", "### What swaps lose: the most frequent judge confusions (true -> judged, share of the true class)", ""]
         lines += ["| attribute | swap | reconstruction |", "|---|---|---|"]
-        for a in ATTRIBUTES:
+        for a in attributes:
             cells = []
             for kind in ("swap", "recon"):
                 top = top_confusions(r["confusion"][kind][a], names.get(a))
@@ -86,12 +96,13 @@ def markdown_report(r: dict) -> str:
 
 def prediction_report(rows: list[tuple[str, dict]]) -> str:
     """Results of :func:`evaluate_prediction` for several models as one Markdown table."""
+    attributes = [a for a in rows[0][1]["pred_acc"] if a != "action"] if rows else []
     lines = [
-        "| model | dynamics | recon MSE | prediction MSE | action kept | look kept: skin, pants, top, hair (%) |",
+        f"| model | dynamics | recon MSE | prediction MSE | action kept | look kept: {', '.join(attributes)} (%) |",
         "|---|---|---|---|---|---|",
     ]
     for name, r in rows:
-        looks = ", ".join(f"{100 * r['pred_acc'][a]['mean']:.1f}" for a in ATTRIBUTES)
+        looks = ", ".join(f"{100 * r['pred_acc'][a]['mean']:.1f}" for a in attributes)
         lines.append(
             f"| {name} | {r['dynamics']} | {r['recon_mse']:.5f} | {r['pred_mse']['mean']:.5f} ± {r['pred_mse']['std']:.5f} "
             f"| {_pct(r['pred_acc']['action'])} | {looks} |"
@@ -103,10 +114,9 @@ def prediction_report(rows: list[tuple[str, dict]]) -> str:
 # plots: the judge's class probabilities over time
 
 
-def class_names() -> dict[str, tuple[str, ...]]:
-    from dsae_cli.data import sprites
-
-    return {"action": sprites.ACTION_NAMES, **{a: sprites.LOOKS[a] for a in ATTRIBUTES}}
+def class_names(benchmark: str = "sprites") -> dict[str, tuple[str, ...]]:
+    """The names of every head's classes on ``benchmark``."""
+    return BENCHMARKS[benchmark].class_names()
 
 
 def prefix_probabilities(judge, x) -> dict[str, np.ndarray]:
@@ -125,7 +135,7 @@ def prefix_probabilities(judge, x) -> dict[str, np.ndarray]:
     return {k: np.stack(v) for k, v in out.items()}
 
 
-def trajectory_plots(model, judge, out_dir: Path, n: int = 8, seed: int = 0, device: str = "cpu") -> list[Path]:
+def trajectory_plots(model, judge, out_dir: Path, n: int = 8, seed: int = 0, device: str = "cpu", benchmark: str = "sprites") -> list[Path]:
     """PNG figures of the judge's class probabilities over time for generated sequences.
 
     Two sets of ``n`` sequences are generated: one with a shared f ~ p(f) and n z_1:T from the learned
@@ -143,7 +153,7 @@ def trajectory_plots(model, judge, out_dir: Path, n: int = 8, seed: int = 0, dev
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = class_names()
+    names = class_names(benchmark)
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     T = model.config.seq_len
@@ -157,7 +167,7 @@ def trajectory_plots(model, judge, out_dir: Path, n: int = 8, seed: int = 0, dev
     for name, x in sets.items():
         probs = prefix_probabilities(judge, x)
         charts = []
-        for head in HEADS:
+        for head in judge.config.heads:
             p = probs[head]  # (T, n, K)
             final = p[-1].argmax(-1)
             c = int(np.bincount(final, minlength=p.shape[-1]).argmax())

@@ -1,10 +1,14 @@
-"""Scoring a video DSAE on the Sprites test set with a judge classifier, as the papers do.
+"""Scoring a video DSAE on a benchmark with known factors (Sprites, Moving shapes) with a judge
+classifier, as the papers do on Sprites.
 
-Run it as ``dsae evaluate sprites [--model M] [--judge J] [--repeats 3] [--json] [--plots DIR]``.
+Run it as ``dsae evaluate sprites [--model M] [--judge J] [--repeats 3] [--json] [--plots DIR]`` or
+``dsae evaluate shapes --model M [--judge J] ...``.
 
-The judge (``models/judge.py``, trained by ``dsae judge train``) gives class probabilities
-p(y | x) for the action (9 classes) and the four appearance attributes (6 each). Every test
-sequence x is encoded once to the posterior means (f, z_1:T); then
+The judge (``models/judge.py``, trained by ``dsae judge train [--data shapes]``) gives class
+probabilities p(y | x) for the action (the motion: Sprites 9 classes, Moving shapes 8 directions)
+and the benchmark's content attributes (Sprites: skin, pants, top, hair; Moving shapes: shape,
+colour, background; 6 each), its heads, which must be the data's labels. Every test sequence x is
+encoded once to the posterior means (f, z_1:T); then
 
 * **action test** (S3VAE / C-DSVAE protocol, ``shared/data/lpc/README.md`` section 8): keep
   z_1:T, draw f from a prior, decode to x'; the judge's action on x' is compared with the ground
@@ -13,19 +17,21 @@ sequence x is encoded once to the posterior means (f, z_1:T); then
   priors, in separate keys: ``action_standard`` (f ~ N(0, I), the papers' protocol, the only one to
   compare with published rows) and ``action_fitted`` (f ~ the p(f) fitted to the training
   posterior; ``None`` for a model without one);
-* **static test** (the mirror image): keep f, draw z_1:T from the learned prior, decode; accuracy of
-  the four appearance heads against x's labels (``static_acc``; ``all``: all four right at once);
+* **static test** (the mirror image, "generation keeps content"): keep f, draw z_1:T from the
+  learned prior, decode; accuracy of the content heads against x's labels (``static_acc``;
+  ``all``: all of them right at once);
 * **swap**: decode(f of a, z_1:T of b) on fixed pairs (each test sequence a with a seeded random
-  partner b of another character and another action); appearance judged against a's labels,
-  action against b's (``swap``);
+  partner b of another content, i.e. ``char_id`` or ``content_id``, and another action); content
+  judged against a's labels (``all``: every attribute at once), action against b's (``swap``);
 * **the DSAE paper's table** (Li & Mandt 2018, Sprites, per attribute): ``disagreement``,
-  ``kl_recon`` and ``kl_random``; see :func:`paper_table_scores` for the definitions used.
+  ``kl_recon`` and ``kl_random``; see :func:`paper_table_scores` for the definitions used (on
+  Moving shapes, the same figures for its heads).
 
 Each figure is the mean and (population) standard deviation over ``repeats`` passes with fresh
 prior samples; the swap, reconstruction and real-data figures use no sampling, so their std is 0.
 Rates (accuracy, disagreement) are fractions in [0, 1]; the Markdown report prints them as %.
-The whole test split is used (2664 sequences, nothing dropped; the C-DSVAE code drops the last
-incomplete batch of 128 and so scores 2560).
+The whole split is used (Sprites test: 2664 sequences, nothing dropped; the C-DSVAE code drops the
+last incomplete batch of 128 and so scores 2560).
 
 The numbers themselves are in :mod:`dsae_cli.evaluate.metrics` (plain numpy), the Markdown
 report and the probability plots in :mod:`dsae_cli.evaluate.report`.
@@ -38,8 +44,9 @@ import time
 import numpy as np
 
 from dsae_cli.errors import DsaeError
+from dsae_cli.evaluate.benchmarks import GROUP_LABELS, benchmark_of, group_labels
 from dsae_cli.evaluate.metrics import (
-    ATTRIBUTES, HEADS, accuracy, confusion, generation_scores, joint_accuracy, mean_std, paper_table_scores, summarise, swap_pairs,
+    accuracy, confusion, generation_scores, joint_accuracy, mean_std, paper_table_scores, summarise, swap_pairs,
 )  # fmt: skip
 
 
@@ -49,26 +56,45 @@ from dsae_cli.evaluate.metrics import (
 
 def _check_pair(model, judge, data) -> None:
     cfg, jc = model.config, judge.config
+    bench = benchmark_of(data)
+    title = bench.title if bench else "the data's"
     if cfg.modality != "video":
-        raise DsaeError(f"the Sprites evaluation needs a video model; this one is a {cfg.modality} model")
+        raise DsaeError(f"the {title} evaluation needs a video model; this one is a {cfg.modality} model")
     shape = data.x.shape[2:]  # (H, W, C)
     if (cfg.frame_size, cfg.frame_size, cfg.channels) != shape:
         raise DsaeError(
-            f"the model makes {cfg.frame_size}x{cfg.frame_size} frames but Sprites frames are {shape[1]}x{shape[0]}; "
-            "pass a model trained on Sprites"
+            f"the model makes {cfg.frame_size}x{cfg.frame_size} frames but {title} frames are {shape[1]}x{shape[0]}; "
+            f"pass a model trained on {title}"
         )
     if (jc.frame_size, jc.frame_size, jc.channels) != shape:
-        raise DsaeError(f"the judge reads {jc.frame_size}x{jc.frame_size} frames but Sprites frames are {shape[1]}x{shape[0]}; pass a Sprites judge")
+        raise DsaeError(f"the judge reads {jc.frame_size}x{jc.frame_size} frames but {title} frames are {shape[1]}x{shape[0]}; pass a {title} judge")
+    check_heads(judge, data)
+
+
+def check_heads(judge, data) -> None:
+    """Refuse (one line) a judge whose heads are not the data's labels: the action and the same content attributes."""
+    jc = judge.config
+    bench = benchmark_of(data)
+    attributes = [k for k in data.labels if k != "action" and k not in GROUP_LABELS]
+    if "action" not in data.labels or sorted(jc.attributes) != sorted(attributes):
+        labelled = ", ".join(["action"] * ("action" in data.labels) + attributes) or "not labelled"
+        fix = f"`dsae judge train --data {bench.name} --out DIR`, then --judge DIR" if bench else "`dsae judge train --data NAME`"
+        where = f"the {bench.title} sequences are" if bench else "the sequences are"
+        raise DsaeError(f"the judge scores {', '.join(jc.heads)} but {where} labelled {labelled}; pass a judge trained on them ({fix})")
+    for head, k in jc.classes.items():
+        top = int(np.max(data.labels[head])) if len(data) else -1
+        if top >= k:
+            raise DsaeError(f"the judge's {head} head has {k} classes but the data's {head} labels go up to {top}; pass a judge trained on this data")
 
 
 def _prepare(model, judge, data, repeats: int) -> dict[str, np.ndarray]:
-    """Check the arguments of an evaluation, put both networks in eval mode, return the labels."""
+    """Check the arguments of an evaluation, put both networks in eval mode, return the labels of the judge's heads."""
     if repeats < 1:
         raise DsaeError("--repeats must be at least 1")
     _check_pair(model, judge, data)
     model.eval()
     judge.eval()
-    return {k: np.asarray(data.labels[k]) for k in HEADS}
+    return {k: np.asarray(data.labels[k]) for k in judge.config.heads}
 
 
 def _append(store: dict, probs: dict) -> None:
@@ -80,18 +106,21 @@ def _cat(store: dict) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in store.items()}
 
 
-def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256, seed: int = 0, device: str = "cpu", progress=None) -> dict:
-    """Every figure of the Sprites evaluation for ``model`` judged by ``judge`` on ``data`` (test
-    SequenceData with labels). All model and judge calls are batched; nothing is written.
+def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 256, seed: int = 0, device: str = "cpu", progress=None) -> dict:
+    """Every figure of the judged evaluation for ``model`` judged by ``judge`` on ``data`` (a split
+    of Sprites or Moving shapes: SequenceData labelled with the judge's heads and a content id). All
+    model and judge calls are batched; nothing is written.
 
     ``progress(done, total)`` is called after each batch of work. Returns the JSON-ready dict that
-    ``dsae evaluate sprites --json`` prints. Reproducible for a given seed and batch size.
+    ``dsae evaluate sprites --json`` (or ``shapes``) prints. Reproducible for a given seed and batch size.
     """
     import torch
 
     from dsae_cli.data.sequences import video_batch
 
     labels = _prepare(model, judge, data, repeats)
+    attributes = judge.config.attributes
+    bench = benchmark_of(data)
     fitted = model.config.f_prior == "fitted"
     start = time.perf_counter()
     n, T = len(data), data.x.shape[1]
@@ -118,7 +147,7 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
         p_data = _cat(p_data)
 
         # reconstructions and swaps need no sampling: once
-        partner = torch.from_numpy(swap_pairs(data.labels["char_id"], labels["action"])).to(f.device)
+        partner = torch.from_numpy(swap_pairs(group_labels(data), labels["action"])).to(f.device)
         p_recon, p_swap = {}, {}
         for sl in batches:
             _append(p_recon, judge.probabilities(model.decode(f[sl], z[sl])))
@@ -142,13 +171,13 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
             row = {"action_standard": generation_scores(p_gen_f["action"], labels["action"])}
             if fitted:
                 row["action_fitted"] = generation_scores(_cat(p_fit_f)["action"], labels["action"])
-            row["static_acc"] = {**{a: accuracy(p_gen_z[a], labels[a]) for a in ATTRIBUTES}, "all": joint_accuracy(p_gen_z, labels)}
+            row["static_acc"] = {**{a: accuracy(p_gen_z[a], labels[a]) for a in attributes}, "all": joint_accuracy(p_gen_z, labels, attributes)}
             row["paper_table"] = paper_table_scores(p_data, p_recon, p_gen_f, p_gen_z)
             rows.append(row)
 
     partner_np = partner.cpu().numpy()
-    swap = {a: accuracy(p_swap[a], labels[a]) for a in ATTRIBUTES}
-    swap["all"] = joint_accuracy(p_swap, labels)
+    swap = {a: accuracy(p_swap[a], labels[a]) for a in attributes}
+    swap["all"] = joint_accuracy(p_swap, labels, attributes)
     swap["action"] = accuracy(p_swap["action"], labels["action"][partner_np])
     summary = summarise(rows)
     result = {
@@ -158,13 +187,14 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
         "static_acc": summary["static_acc"],
         "swap": {k: mean_std([v]) for k, v in swap.items()},
         "paper_table": summary["paper_table"],
-        "judge_acc_data": {h: mean_std([accuracy(p_data[h], labels[h])]) for h in HEADS},
-        "recon_acc": {h: mean_std([accuracy(p_recon[h], labels[h])]) for h in HEADS},
+        "judge_acc_data": {h: mean_std([accuracy(p_data[h], labels[h])]) for h in labels},
+        "recon_acc": {h: mean_std([accuracy(p_recon[h], labels[h])]) for h in labels},
         # where swaps and reconstructions lose the look: [true][judged] counts per attribute
         "confusion": {
-            "swap": {a: confusion(p_swap[a], labels[a]) for a in ATTRIBUTES},
-            "recon": {a: confusion(p_recon[a], labels[a]) for a in ATTRIBUTES},
+            "swap": {a: confusion(p_swap[a], labels[a]) for a in attributes},
+            "recon": {a: confusion(p_recon[a], labels[a]) for a in attributes},
         },
+        "benchmark": bench.name if bench else None,
         "model_id": getattr(model, "model_id", None),
         "judge_id": getattr(judge, "judge_id", None),
         "f_prior": model.config.f_prior,
@@ -174,6 +204,9 @@ def evaluate_sprites(model, judge, data, repeats: int = 3, batch_size: int = 256
         "elapsed_s": round(time.perf_counter() - start, 1),
     }
     return result
+
+
+evaluate_sprites = evaluate_benchmark  # its first name: the figures are the same on every benchmark
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,7 +221,7 @@ def evaluate_prediction(model, judge, data, context: int = 4, repeats: int = 3, 
       from the first ``context`` frames, the rest rolled out from the learned prior, or for the
       deterministic baselines the LSTM driven by the encoded z), mean over ``repeats`` roll-outs;
     * ``pred_acc``: the judge's accuracy on the predicted sequences (context frames + predicted
-      frames) for the action and the four attributes (does the prediction go on with the same
+      frames) for the action and the content attributes (does the prediction go on with the same
       motion, in the same look?); mean and std over the repeats.
     """
     import torch
@@ -213,7 +246,7 @@ def evaluate_prediction(model, judge, data, context: int = 4, repeats: int = 3, 
                 pred = model.predict(x, context, T - context, generator=gen)
                 sq_pred[r] += float(((pred[:, context:] - x[:, context:]) ** 2).mean(dim=(1, 2, 3, 4)).sum())
                 _append(p_pred[r], judge.probabilities(pred))
-    acc = {h: mean_std([accuracy(_cat(p)[h], labels[h]) for p in p_pred]) for h in HEADS}
+    acc = {h: mean_std([accuracy(_cat(p)[h], labels[h]) for p in p_pred]) for h in labels}
     return {
         "dynamics": model.config.dynamics,
         "context": int(context),
