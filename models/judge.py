@@ -9,7 +9,10 @@ Moving shapes judge has ``attributes=("shape", "colour", "background")`` and ``n
 ``/work/shared/data/lpc/README.md`` section 8):
 
   per frame    four 4x4 stride-2 convs (w, 2w, 4w, 8w channels), each + BatchNorm + LeakyReLU(0.2)
-               (64 -> 32 -> 16 -> 8 -> 4 pixels), then a 4x4 valid conv to ``embed_dim`` + BN + tanh
+               (64 -> 32 -> 16 -> 8 -> 4 pixels), then a 4x4 valid conv to ``embed_dim`` + BN + tanh;
+               with ``pooled`` (Moving shapes) also the last block's features max-pooled over the
+               frame, a 1x1 conv to ``embed_dim`` + BN + tanh, so a small figure's shape is read
+               wherever it is
   over time    a one-layer bidirectional LSTM; the sequence feature is the forward state at the
                last frame and the backward state at the first frame
   heads        one per label: Linear(2H -> head_hidden) - ReLU - Linear(head_hidden -> K)
@@ -17,8 +20,8 @@ Moving shapes judge has ``attributes=("shape", "colour", "background")`` and ``n
 The protocol's widths (w = 64, LSTM 256, heads 256) are the ``"protocol"`` preset: about 16x the
 convolution work of the ``"small"`` default (w = 16, LSTM 64, heads 64). The small widths are enough
 here, since the labels are colours, shapes and poses of rendered figures; on Sprites skin, whose
-tones are close, is the last head to be learned. The default 5 epochs with a cosine learning-rate
-decay aim at >= 99 % on every head, and ``dsae judge train`` reports each head's test accuracy and
+tones are close, is the last head to be learned. The default 5 epochs (25 on Moving shapes, whose
+shape head is learned late) with a cosine learning-rate decay aim at >= 99 % on every head, and ``dsae judge train`` reports each head's test accuracy and
 warns when one is below 99 %.
 
 The LSTM reads sequences of any length, so the judge also scores prefixes x_1..t (used for the
@@ -43,7 +46,7 @@ ATTRIBUTES = HEADS[1:]
 #: the config fields that give each benchmark's heads
 BENCHMARK_HEADS: dict[str, dict] = {
     "sprites": dict(attributes=ATTRIBUTES, n_actions=9, n_variants=6),
-    "shapes": dict(attributes=("shape", "colour", "background"), n_actions=8, n_variants=6),
+    "shapes": dict(attributes=("shape", "colour", "background"), n_actions=8, n_variants=6, pooled=True),
 }
 
 
@@ -58,12 +61,14 @@ class JudgeConfig:
     n_actions: int = 9  # classes of the action head (Sprites: 3 motions x 3 directions)
     n_variants: int = 6  # classes of each content head (Sprites: skin, pants, top, hair)
     attributes: tuple[str, ...] = ATTRIBUTES  # the content heads, after the action (Sprites' by default)
+    pooled: bool = False  # each frame's vector also holds the conv features max-pooled over the frame, so a
+    #   small figure is told apart wherever it is (Moving shapes); Sprites' figures stay in the centre
 
     def __post_init__(self) -> None:
         if self.frame_size % 16 or self.frame_size < 16:
             raise ValueError(f"frame_size must be a multiple of 16, not {self.frame_size}")
         for f in dataclasses.fields(self):
-            if f.name != "attributes" and int(getattr(self, f.name)) < 1:
+            if f.name not in ("attributes", "pooled") and int(getattr(self, f.name)) < 1:
                 raise ValueError(f"{f.name} must be positive")
         if isinstance(self.attributes, str) or not all(isinstance(a, str) and a for a in self.attributes):
             raise ValueError(f"attributes must be a list of head names, not {self.attributes!r}")
@@ -114,7 +119,11 @@ class Judge(nn.Module):
             *_block(cfg.channels, w), *_block(w, 2 * w), *_block(2 * w, 4 * w), *_block(4 * w, 8 * w),
             nn.Conv2d(8 * w, cfg.embed_dim, side, 1, 0, bias=False), nn.BatchNorm2d(cfg.embed_dim), nn.Tanh(),
         )  # fmt: skip
-        self.lstm = nn.LSTM(cfg.embed_dim, cfg.lstm_hidden, batch_first=True, bidirectional=True)
+        if cfg.pooled:  # the last conv block's features, max-pooled over the frame, to a second vector
+            self.pool = nn.Sequential(
+                nn.AdaptiveMaxPool2d(1), nn.Conv2d(8 * w, cfg.embed_dim, 1, bias=False), nn.BatchNorm2d(cfg.embed_dim), nn.Tanh()
+            )  # fmt: skip
+        self.lstm = nn.LSTM(cfg.embed_dim * (2 if cfg.pooled else 1), cfg.lstm_hidden, batch_first=True, bidirectional=True)
         self.heads = nn.ModuleDict(
             {
                 name: nn.Sequential(nn.Linear(2 * cfg.lstm_hidden, cfg.head_hidden), nn.ReLU(inplace=True), nn.Linear(cfg.head_hidden, k))
@@ -126,7 +135,11 @@ class Judge(nn.Module):
         """(B, T, C, H, W) in [0, 1] -> (B, 2 * lstm_hidden): all frames in one conv call, then the BiLSTM."""
         B, T = x.shape[:2]
         frames = x.reshape(B * T, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
-        h = self.frame_encoder(frames).view(B, T, -1)
+        if self.config.pooled:
+            conv = self.frame_encoder[:-3](frames)
+            h = torch.cat([self.frame_encoder[-3:](conv), self.pool(conv)], dim=1).view(B, T, -1)
+        else:
+            h = self.frame_encoder(frames).view(B, T, -1)
         out, _ = self.lstm(h)
         H = self.config.lstm_hidden
         return torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1)

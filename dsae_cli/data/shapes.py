@@ -1,7 +1,7 @@
 """The "Moving shapes" video benchmark: coloured figures moving over coloured, textured backgrounds.
 
 A second benchmark with known factors, next to Sprites, that assumes nothing Sprites does (no
-black background, no palette, a figure that covers under a tenth of the frame):
+black background, no palette, a figure that covers about a tenth of the frame):
 
 * content (the static factors, 216 combinations):
   ``shape`` (6: circle, square, triangle, diamond, cross, ring), ``colour`` of the figure (6 hues,
@@ -60,7 +60,7 @@ BACKGROUND_RGB = np.array(
         [[0.45, 0.30, 0.18], [0.62, 0.46, 0.30]],  # brown, smooth noise
     ]
 )
-RADIUS = (8.0, 10.0)  # the figure's radius in pixels, per sequence
+RADIUS = (10.0, 12.5)  # the figure's radius in pixels, per sequence
 TRAVEL = (18.0, 26.0)  # how far the figure moves over a sequence, in pixels (speed = travel / (T - 1))
 SUPER = 4  # supersampling of the figure's mask
 

@@ -19,7 +19,9 @@ encoded once to the posterior means (f, z_1:T); then
   posterior; ``None`` for a model without one);
 * **static test** (the mirror image, "generation keeps content"): keep f, draw z_1:T from the
   learned prior, decode; accuracy of the content heads against x's labels (``static_acc``;
-  ``all``: all of them right at once);
+  ``all``: all of them right at once); and how varied the drawn motions are for one content
+  (``motion_samples``: the action entropy ``h_y`` over 30 roll-outs for each of 100 f's, and
+  ``h_yx``, see :func:`motion_samples`);
 * **swap**: decode(f of a, z_1:T of b) on fixed pairs (each test sequence a with a seeded random
   partner b of another content, i.e. ``char_id`` or ``content_id``, and another action); content
   judged against a's labels (``all``: every attribute at once), action against b's (``swap``);
@@ -46,7 +48,7 @@ import numpy as np
 from dsae_cli.errors import DsaeError
 from dsae_cli.evaluate.benchmarks import GROUP_LABELS, benchmark_of, group_labels
 from dsae_cli.evaluate.metrics import (
-    accuracy, confusion, generation_scores, joint_accuracy, mean_std, paper_table_scores, summarise, swap_pairs,
+    conditional_entropy, marginal_entropy, accuracy, confusion, generation_scores, joint_accuracy, mean_std, paper_table_scores, summarise, swap_pairs,
 )  # fmt: skip
 
 
@@ -175,6 +177,8 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
             row["paper_table"] = paper_table_scores(p_data, p_recon, p_gen_f, p_gen_z)
             rows.append(row)
 
+        motion = motion_samples(model, judge, f, T, generator=gen, batch_size=batch_size)
+
     partner_np = partner.cpu().numpy()
     swap = {a: accuracy(p_swap[a], labels[a]) for a in attributes}
     swap["all"] = joint_accuracy(p_swap, labels, attributes)
@@ -185,6 +189,7 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
         "action_standard": summary["action_standard"],
         "action_fitted": summary.get("action_fitted"),
         "static_acc": summary["static_acc"],
+        "motion_samples": motion,
         "swap": {k: mean_std([v]) for k, v in swap.items()},
         "paper_table": summary["paper_table"],
         "judge_acc_data": {h: mean_std([accuracy(p_data[h], labels[h])]) for h in labels},
@@ -204,6 +209,26 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
         "elapsed_s": round(time.perf_counter() - start, 1),
     }
     return result
+
+
+def motion_samples(model, judge, f, steps: int, n_f: int = 100, per_f: int = 30, generator=None, batch_size: int = 256) -> dict:
+    """How varied and how clear the motions are that the learned prior draws for one content: for
+    ``n_f`` of the posterior means ``f`` (evenly spaced over them), ``per_f`` roll-outs z_1:T of the
+    prior each, decoded with that f and judged. ``h_y``: the entropy of the judge's mean action
+    distribution over one f's samples (ln K when they cover all K actions evenly), averaged over the
+    f's; ``h_yx``: the mean entropy of the judge's action for one sample (low when each is clear)."""
+    import torch
+
+    pick = torch.linspace(0, len(f) - 1, min(n_f, len(f))).round().long().to(f.device)
+    fs = f[pick].repeat_interleave(per_f, dim=0)
+    probs = []
+    for i in range(0, len(fs), batch_size):
+        fb = fs[i : i + batch_size]
+        z = model.sample_z(len(fb), steps=steps, generator=generator)
+        probs.append(judge.probabilities(model.decode(fb, z))["action"].float().cpu().numpy())
+    probs = np.concatenate(probs).reshape(len(pick), per_f, -1)
+    h_y = [marginal_entropy(p) for p in probs]
+    return {"h_y": float(np.mean(h_y)), "h_yx": conditional_entropy(probs.reshape(-1, probs.shape[-1])), "n_f": int(len(pick)), "per_f": int(per_f)}
 
 
 evaluate_sprites = evaluate_benchmark  # its first name: the figures are the same on every benchmark
