@@ -28,10 +28,10 @@ SOURCES = {
     "recipe-elbo-val": "dsae evaluate sprites --model runs/recipe/1-elbo/best --split val --json > docs/results/recipe-elbo-val.json",
     "recipe-test": "dsae evaluate sprites --model runs/recipe/best --split test --json > docs/results/recipe-test.json",
     "shapes-val": (
-        "dsae judge train --data shapes --out runs/shapes-judge && dsae train --data shapes --recipe clips --out runs/shapes && "
-        "dsae evaluate shapes --model runs/shapes/best --judge runs/shapes-judge --split val --json > docs/results/shapes-val.json"
+        "dsae train --data shapes --out runs/clips-b (the default recipe for it, clips: 20 minutes) && "
+        "dsae evaluate shapes --model runs/clips-b/best --split val --json > docs/results/shapes-val.json"
     ),
-    "shapes-test": "dsae evaluate shapes --model runs/shapes/best --judge runs/shapes-judge --split test --json > docs/results/shapes-test.json",
+    "shapes-test": "dsae evaluate shapes --model runs/clips-b/best --split test --json > docs/results/shapes-test.json",
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
@@ -359,7 +359,7 @@ def headline() -> str:
         split, r = shapes
         rows.append(
             f"| Moving shapes model (`{r['model_id']}`) | swaps keep the content / the motion ({split}) | "
-            f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --judge JUDGE --split {split}` |"
+            f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --split {split}` |"
         )
     for label, name in (("TIMIT sample", "speech-timit"), ("test-other", "speech-test-other")):
         r = load(name)

@@ -76,6 +76,8 @@ class DSAEConfig:
     beta_z: float = 1.0  # weight of sum_t KL(q(z_t) || p(z_t | z_<t)); 1 is the paper's ELBO
     decoder_film: bool = False  # video: f reaches the frame decoder only through per-channel scales and
     #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
+    decoder_f_layout: bool = False  # video, with decoder_film: f also enters the decoder's first linear layer, so it
+    #   can lay out a still background's pattern (stripes, a room) and not only colour it; z still places the figure
     z_conv_width: int = 0  # video, with z's own frame encoder (z_silhouette or z_input_size): the channels of
     #   its first conv layer; 0 = conv_width. A narrow z encoder can read pose but little of a figure's shape
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
@@ -134,6 +136,8 @@ class DSAEConfig:
             raise ValueError("z_silhouette, z_moving and z_input_size apply to video models only")
         if self.z_silhouette and self.z_moving:
             raise ValueError("z_silhouette and z_moving are two views of z; choose one")
+        if self.decoder_f_layout and not self.decoder_film:
+            raise ValueError("decoder_f_layout needs decoder_film (without FiLM, f enters the linear layer anyway)")
         if self.f_mmd_weight < 0:
             raise ValueError("f_mmd_weight must not be negative")
         if self.prior_components < 1:

@@ -122,14 +122,15 @@ class ConvFrameDecoder(nn.Module):
     style: colours and which shapes to draw.
     """
 
-    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0):
+    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int = 0, film_layout: bool = False):
         super().__init__()
         w = width
         self.side = frame_size // 16
         self.width = w
         self.film_dim = film_dim
+        self.film_layout = film_layout  # f also enters the linear layer: it may lay out a pattern, not only style it
         self.channels = channels
-        self.fc = nn.Sequential(nn.Linear(in_dim - film_dim, 8 * w * self.side * self.side), _act())
+        self.fc = nn.Sequential(nn.Linear(in_dim - (0 if film_layout else film_dim), 8 * w * self.side * self.side), _act())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(8 * w, 4 * w, 4, 2, 1), _act(),
             nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1), _act(),
@@ -156,7 +157,7 @@ class ConvFrameDecoder(nn.Module):
             return g.contiguous()
         content, style = h[:, : -self.film_dim], h[:, -self.film_dim :]
         params = self.film(style)
-        g = self.fc(content).view(-1, 8 * self.width, self.side, self.side)
+        g = self.fc(h if self.film_layout else content).view(-1, 8 * self.width, self.side, self.side)
         g = g.contiguous(memory_format=torch.channels_last)
         i = 0
         for k, c in enumerate(self.film_channels):
@@ -213,7 +214,8 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
-        dec = ConvFrameDecoder(cfg.f_dim + d, decoder_out_channels(cfg), cfg.frame_size, cfg.conv_width, film_dim=film)
+        layout = bool(film and getattr(cfg, "decoder_f_layout", False))
+        dec = ConvFrameDecoder(cfg.f_dim + d, decoder_out_channels(cfg), cfg.frame_size, cfg.conv_width, film_dim=film, film_layout=layout)
     else:
         enc = SpectrogramFrameEncoder(cfg.n_bins, cfg.hidden_dim, cfg.feature_dim)
         dec = SpectrogramFrameDecoder(cfg.f_dim + d, cfg.hidden_dim, cfg.n_bins)
