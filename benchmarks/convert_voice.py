@@ -1,6 +1,6 @@
 """Speed and memory of voice conversion, in process: a 60-second and a 10-minute source.
 
-Run:  python benchmarks/convert_voice.py [--model RUN_DIR] [--iterations 32] [--json]
+Run:  python benchmarks/convert_voice.py [--model RUN_DIR] [--iterations 32] [--render source-filter|envelope] [--json]
 
 Sources are LibriSpeech test-other utterances concatenated (from the shared data folder beside the
 checkout, ../shared/data/speech), or synthetic voices when that folder is absent; the target voice
@@ -67,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="speech checkpoint (default: the embedded model)")
     ap.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
+    ap.add_argument("--render", default="source-filter", help="convert-voice --render: source-filter or envelope")
     ap.add_argument("--seconds", type=float, nargs="+", default=[60.0, 600.0], help="source lengths")
     ap.add_argument("--data", type=Path, default=SHARED, help="LibriSpeech-style folder to build the sources from")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
@@ -89,14 +90,14 @@ def main() -> None:
             paths.append(Path(tmp) / f"source_{int(s)}s.wav")
             sf.write(paths[-1], y, 16000)
         del sources
-        convert_voice(model, paths[0], [tgt_path], Path(tmp) / "warmup.wav", iterations=2)  # first-call costs
+        convert_voice(model, paths[0], [tgt_path], Path(tmp) / "warmup.wav", iterations=2, render=args.render)  # first-call costs
         for s, src in zip(args.seconds, paths):
             # timed and traced separately: tracemalloc slows every allocation it records
             start = time.perf_counter()
-            res = convert_voice(model, src, [tgt_path], Path(tmp) / "out.wav", iterations=args.iterations)
+            res = convert_voice(model, src, [tgt_path], Path(tmp) / "out.wav", iterations=args.iterations, render=args.render)
             wall = time.perf_counter() - start
             tracemalloc.start()
-            convert_voice(model, src, [tgt_path], Path(tmp) / "out.wav", iterations=args.iterations)
+            convert_voice(model, src, [tgt_path], Path(tmp) / "out.wav", iterations=args.iterations, render=args.render)
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             audio_mb = res.seconds * 16000 * 4 / 1e6
@@ -114,13 +115,14 @@ def main() -> None:
         "inputs": origin,
         "model_id": getattr(model, "model_id", None),
         "iterations": args.iterations,
+        "render": args.render,
         "torch_threads": torch.get_num_threads(),
         "runs": results,
     }
     if args.json:
         print(json.dumps(out))
         return
-    print(f"convert-voice, {origin}, {args.iterations} Griffin-Lim iterations, {torch.get_num_threads()} torch threads")
+    print(f"convert-voice --render {args.render}, {origin}, {args.iterations} Griffin-Lim iterations, {torch.get_num_threads()} torch threads")
     for r in results:
         print(
             f"  {r['seconds']:7.1f} s source: {r['compute_s']:6.2f} s compute, {r['realtime_factor']:5.1f}x real time (target >= 20x); "

@@ -144,16 +144,21 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
     return Path(path)
 
 
-def convert_voice(source: str | Path, to, output: str | Path, model: str | Path | None = None, iterations: int = 32, device: str = "auto", progress=None):
+def convert_voice(
+    source: str | Path, to, output: str | Path, model: str | Path | None = None, iterations: int = 32, device: str = "auto",
+    progress=None, render: str = "source-filter", pitch: str = "target",
+):  # fmt: skip
     """``source``'s words in the voice of ``to`` (a file or a list of files), written to ``output``
-    (.wav or .flac) with the source's length and timing. Returns a summary (seconds, sample rate, ...)."""
+    (.wav or .flac) with the source's length and timing. Returns a summary (seconds, sample rate, ...).
+    ``render`` "source-filter" (harmonics at the converted pitch) or "envelope"; ``pitch`` "target"
+    (moved to the target's pitch range) or "source"."""
     from dsae_cli.runtime import load_model_for, resolve_device
     from dsae_cli.voice import convert_voice as convert
 
     dev = resolve_device(device)
     net = load_model_for(Path(model) if model is not None else None, "speech", dev)
     targets = [to] if isinstance(to, (str, Path)) else list(to)
-    return convert(net, Path(source), [Path(t) for t in targets], Path(output), iterations, None, None, dev, progress)
+    return convert(net, Path(source), [Path(t) for t in targets], Path(output), iterations, None, None, dev, progress, render=render, pitch=pitch)
 
 
 def train(recipe: str | Path | None = None, data: str | None = None, out: str | Path | None = None, **options) -> dict:

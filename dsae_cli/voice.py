@@ -5,6 +5,12 @@ section 5.2). :func:`convert_voice` keeps the source's z_1:T segment by segment,
 target's (the mean posterior mean over all of the target's segments, pooled over several files),
 decodes, undoes the feature normalisation and renders audio with fast Griffin-Lim.
 
+The decoder draws a smooth spectral envelope, without the harmonics of voiced speech. By default
+(source-filter rendering, :mod:`dsae_cli.io.excitation`) the envelope is multiplied by an excitation:
+harmonics at the source's F0 contour moved to the target's log-F0 mean and spread, noise where the
+source is unvoiced; Griffin-Lim starts from the excitation's phase. ``render="envelope"`` renders the
+envelope alone.
+
 The source is cut into T-frame segments every T/2 frames; decoded segments are averaged with a
 smooth window where they overlap, so segment borders leave no seams, and every frame of the source
 is covered, so the output has the source's length and timing. Decoding and rendering run chunk by
@@ -100,8 +106,9 @@ class ConvertedSpectrogram:
     """Converted log-magnitude frames of the source on demand: frames [a, b) decode exactly the
     segments that touch them, so any chunking gives the same values."""
 
-    def __init__(self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray):
+    def __init__(self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None):
         self.codec, self.source, self.f = codec, source, f_target
+        self.excitation = excitation  # an Excitation: source-filter rendering; None: the envelope alone
         spec = codec.spec
         self.T = spec.seq_len
         self.n_frames = spec.n_frames(len(source))
@@ -123,9 +130,37 @@ class ConvertedSpectrogram:
             acc[s - lo : s - lo + T] += self.window[:, None] * seg
             wsum[s - lo : s - lo + T, 0] += self.window
         log_mag = (acc / wsum)[a - lo : b - lo]
+        if self.excitation is not None:
+            from dsae_cli.io.excitation import lifter
+
+            out = self.excitation.shape(A.to_magnitude(lifter(log_mag, sample_rate=spec.sample_rate), spec), a, b)
+            if a < len(self.picture):
+                n = min(b, len(self.picture)) - a
+                self.picture[a : a + n] = np.log(np.abs(out[:n]) + spec.log_floor)
+            return out
         if a < len(self.picture):
             self.picture[a : min(b, len(self.picture))] = log_mag[: len(self.picture) - a]
         return A.to_magnitude(log_mag, spec)
+
+
+RENDERS = ("source-filter", "envelope")
+PITCHES = ("target", "source")
+
+
+def source_filter_excitation(src: np.ndarray, tgt: list[np.ndarray], spec: A.SpectrogramConfig, pitch: str, seed: int | None):
+    """The excitation for source-filter rendering: the source's F0 contour and voicing (one pass
+    over the source, a small per-frame array), moved to the target's log-F0 mean and spread when
+    ``pitch`` is "target"."""
+    from dsae_cli.io.excitation import Excitation, PitchMap, pooled_log_stats, track_pitch
+
+    src_pitch = track_pitch(src, spec)
+    f0 = src_pitch.f0
+    if pitch == "target":
+        s_stats = src_pitch.log_stats()
+        t_stats = pooled_log_stats([track_pitch(t, spec) for t in tgt])
+        if s_stats is not None and t_stats is not None:
+            f0 = PitchMap(s_stats, t_stats)(f0)
+    return Excitation(f0, src_pitch.voicing, spec, seed=0 if seed is None else seed)
 
 
 def convert_voice(
@@ -139,11 +174,19 @@ def convert_voice(
     device: str = "cpu",
     progress=None,
     chunk_frames: int = 3000,
+    render: str = "source-filter",
+    pitch: str = "target",
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
 
     ``progress(frames_done, frames_total)`` is called after each rendered chunk. ``seed`` None
     renders from zero initial phase (deterministic); an integer seeds a random initial phase.
+
+    ``render`` "source-filter" (default) multiplies the decoded envelope by a harmonic excitation at
+    the converted F0 plus noise where the source is unvoiced, and starts Griffin-Lim from the
+    excitation's phase (``seed`` then seeds the noise); "envelope" renders the decoded envelope
+    alone. ``pitch`` "target" moves the source's F0 contour to the target's log-F0 mean and spread,
+    "source" keeps it (source-filter rendering only).
     """
     import time
 
@@ -154,6 +197,10 @@ def convert_voice(
         raise DsaeError("give at least one --to recording of the target voice")
     if iterations < 1:
         raise DsaeError("--iterations must be at least 1")
+    if render not in RENDERS:
+        raise DsaeError(f"--render must be one of {', '.join(RENDERS)}, not {render!r}")
+    if pitch not in PITCHES:
+        raise DsaeError(f"--pitch must be one of {', '.join(PITCHES)}, not {pitch!r}")
     inputs = (source, *targets)
     output = check_output_path(output, inputs=inputs, suffixes=tuple(A.WRITE_FORMATS))
     if spectrogram is not None:
@@ -163,9 +210,11 @@ def convert_voice(
     src = A.read_audio(source, spec)
     tgt = [A.read_audio(t, spec) for t in targets]
     f_target = codec.static_latent(tgt)
-    converted = ConvertedSpectrogram(codec, src, f_target)
+    excitation = source_filter_excitation(src, tgt, spec, pitch, seed) if render == "source-filter" else None
+    converted = ConvertedSpectrogram(codec, src, f_target, excitation)
+    gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
-        for piece, done in render_chunks(len(src), converted, spec, iterations, seed, chunk_frames):
+        for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):
             write(piece)
             if progress is not None:
                 progress(done, converted.n_frames)

@@ -16,11 +16,16 @@ def convert_voice_command(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .wav or .flac (default: SOURCE-to-TARGET.wav beside the source, never overwriting)."),
     spectrogram: Optional[Path] = typer.Option(None, "--spectrogram", help="Also write a PNG: source, target and converted spectrograms side by side (first 5 s)."),
     iterations: int = typer.Option(32, "--iterations", min=1, max=1000, help="Griffin-Lim iterations (more: cleaner phase, slower)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Start Griffin-Lim from random phase drawn from this seed (default: zero phase, deterministic)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the noise excitation (source-filter) or of Griffin-Lim's random initial phase (envelope); default: deterministic."),
+    render: str = typer.Option("source-filter", "--render", help="source-filter: the decoded envelope times harmonics at the converted pitch plus noise where unvoiced; envelope: the decoded envelope alone."),
+    pitch: str = typer.Option("target", "--pitch", help="target: move the source's pitch contour to the target voice's pitch mean and spread; source: keep the source's pitch."),
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
 ) -> None:
     """Convert the voice of SOURCE to the voice of the --to speaker(s), rendered with Griffin-Lim.
+
+    By default the decoded spectral envelope is given harmonics at the source's pitch contour moved
+    to the target's pitch range (--pitch), and noise where the source is unvoiced (--render).
 
     The output keeps the source's length and timing, at the model's sample rate (16 kHz).
     """
@@ -33,6 +38,13 @@ def convert_voice_command(
         if output is None:
             output = default_output(f"{source.stem}-to-{to[0].stem}", ".wav", source.parent)
         check_output_path(output, inputs=(source, *to), suffixes=(".wav", ".flac"))
+        from dsae_cli.errors import DsaeError
+        from dsae_cli.voice import PITCHES, RENDERS
+
+        if render not in RENDERS:
+            raise DsaeError(f"--render must be one of {', '.join(RENDERS)}, not {render!r}")
+        if pitch not in PITCHES:
+            raise DsaeError(f"--pitch must be one of {', '.join(PITCHES)}, not {pitch!r}")
         from dsae_cli.runtime import load_model_for, resolve_device
         from dsae_cli.voice import convert_voice
 
@@ -41,7 +53,9 @@ def convert_voice_command(
         from dsae_cli.commands.common import progress_bar
 
         with progress_bar("convert", transient=True) as progress:
-            result = convert_voice(net, source, list(to), output, iterations, seed, spectrogram, dev, progress)
+            result = convert_voice(
+                net, source, list(to), output, iterations, seed, spectrogram, dev, progress, render=render, pitch=pitch
+            )
         msg = (
             f"wrote {result.output} ({result.seconds:.2f} s at {result.sample_rate // 1000} kHz): the words of {source.name} "
             f"in the voice of {', '.join(t.name for t in to)} ({result.target_seconds:.1f} s of target speech)"

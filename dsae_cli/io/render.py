@@ -45,6 +45,9 @@ def griffin_lim(
     import librosa
     import scipy.fft
 
+    if np.iscomplexobj(magnitude):
+        with scipy.fft.set_workers(fft_workers or cpu_count()):
+            return _griffin_lim_from(np.ascontiguousarray(np.asarray(magnitude, np.complex64).T), cfg, n_iter, length)
     S = np.ascontiguousarray(np.asarray(magnitude, np.float32).T)
     kwargs = dict(
         n_iter=int(n_iter), hop_length=cfg.hop_length, win_length=cfg.win_length, n_fft=cfg.n_fft, window="hann",
@@ -55,6 +58,24 @@ def griffin_lim(
         kwargs[key] = np.random.RandomState(seed % 2**32)
     with scipy.fft.set_workers(fft_workers or cpu_count()):  # librosa's FFTs go through scipy.fft
         return librosa.griffinlim(S, **kwargs).astype(np.float32)
+
+
+def _griffin_lim_from(S: np.ndarray, cfg: SpectrogramConfig, n_iter: int, length: int | None, momentum: float = 0.99) -> np.ndarray:
+    """librosa's fast Griffin-Lim loop, started from the phase of complex ``S`` ``(n_bins, frames)``."""
+    import librosa
+
+    stft_kw = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann", center=True)
+    mag = np.abs(S).astype(np.float32)
+    eps = np.finfo(np.float32).tiny
+    angles = S.astype(np.complex64)  # magnitude times the initial phase
+    tprev = None
+    for _ in range(int(n_iter)):
+        inverse = librosa.istft(angles, length=length, **stft_kw)
+        rebuilt = librosa.stft(inverse, pad_mode="constant", **stft_kw)
+        angles = rebuilt if tprev is None else rebuilt - (momentum / (1 + momentum)) * tprev
+        angles = angles / (np.abs(angles) + eps) * mag
+        tprev = rebuilt
+    return librosa.istft(angles, length=length, **stft_kw).astype(np.float32)
 
 
 def gl_context_frames(cfg: SpectrogramConfig, n_iter: int) -> int:
@@ -87,7 +108,9 @@ def render_chunks(
     """Griffin-Lim over a long magnitude in bounded chunks; yields ``(audio_chunk, frames_done)`` in order.
 
     ``magnitude_of(a, b)`` returns magnitude frames ``[a, b)`` of a signal of ``n_samples`` samples
-    (``cfg.n_frames(n_samples)`` frames in all); it is called from worker threads. Each chunk is
+    (``cfg.n_frames(n_samples)`` frames in all); it is called from worker threads. Complex frames
+    also give the initial phase (see :func:`griffin_lim`): when it depends only on the frame, chunks
+    join exactly as with zero phase. Each chunk is
     rendered with context on both sides and only its middle is kept. With zero initial phase
     (``seed=None``) the chunks join exactly: the concatenation equals one Griffin-Lim over the whole
     magnitude. With a seed, each chunk starts from its own random phase and consecutive chunks are

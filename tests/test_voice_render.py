@@ -1,0 +1,165 @@
+"""Source-filter rendering for convert-voice: the pitch tracker, the excitation, the pitch moved to
+the target's, length and chunking kept, --render envelope as the plain envelope rendering, and
+one-line errors for bad options. Uses the embedded speech model and synthetic voices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from dsae_cli.app import app
+from dsae_cli.io import audio as A
+from dsae_cli.io.excitation import Excitation, PitchMap, lifter, track_pitch
+
+SR = 16000
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def voice(f0: float, tract: float, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Harmonics of a vibrato pitch shaped by two formants that jump between vowels (as in test_speech)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    vowels = np.array([[700, 1200], [300, 2300], [500, 900], [400, 1900], [600, 1700]], float) * tract
+    seq = rng.integers(0, len(vowels), int(seconds / 0.15) + 2)
+    formants = vowels[seq[np.minimum((t / 0.15).astype(int), len(seq) - 1)]]
+    pitch = f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / SR
+    y = np.zeros(n)
+    for h in range(1, int(4000 / f0)):
+        fh = h * pitch
+        gain = np.exp(-(((fh - formants[:, 0]) / 150) ** 2)) + 0.6 * np.exp(-(((fh - formants[:, 1]) / 200) ** 2)) + 0.05
+        y += gain * np.sin(h * phase) / np.sqrt(h)
+    return (0.3 * y / np.abs(y).max() + 0.002 * rng.standard_normal(n)).astype(np.float32)
+
+
+def pyin_median(y: np.ndarray) -> tuple[float, float]:
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(y, fmin=60, fmax=400, sr=SR, frame_length=1024, hop_length=160)
+    return float(np.nanmedian(f0[voiced])) if voiced.any() else float("nan"), float(voiced.mean())
+
+
+@pytest.fixture(scope="module")
+def model():
+    from dsae_cli.runtime import load_model_for
+
+    return load_model_for(None, "speech", "cpu")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("voices")
+    sf.write(d / "high.wav", voice(210.0, 1.15, 1.5, seed=1), SR)
+    sf.write(d / "low.wav", voice(105.0, 0.88, 1.5, seed=2), SR)
+    odd = voice(200.0, 1.1, 1.2345, seed=3)
+    sf.write(d / "odd.wav", odd, SR)
+    return d
+
+
+def test_tracker_finds_the_pitch_and_the_silence():
+    cfg = A.SpectrogramConfig()
+    y = np.concatenate([voice(150.0, 1.0, 1.0), np.zeros(SR // 2, np.float32)])
+    p = track_pitch(y, cfg)
+    assert len(p.f0) == cfg.n_frames(len(y))
+    voiced = p.voiced
+    assert voiced[10:90].mean() > 0.9 and voiced[-30:].mean() == 0
+    assert abs(np.median(p.f0[voiced]) / 150.0 - 1) < 0.03
+    mean, spread = p.log_stats()
+    assert abs(np.exp(mean) / 150 - 1) < 0.03 and spread < 0.1
+
+
+def test_excitation_has_peaks_at_multiples_of_f0():
+    cfg = A.SpectrogramConfig()
+    n = 100
+    ex = Excitation(np.full(n, 200.0), np.ones(n, np.float32), cfg, max_voicing=1.0)
+    mag = np.abs(ex.frames(0, n)).mean(axis=0)  # bins 40 Hz apart: harmonics on bins 5, 10, ...
+    harmonics = np.arange(5, 190, 5)
+    assert mag[harmonics].min() > 10 * mag[harmonics + 2].max()
+    assert mag[harmonics].min() > 10 * mag[harmonics - 2].max()
+    assert np.argmax(mag[1:20]) + 1 in (5, 10, 15)
+    # unvoiced: noise, flat on average; chunks of frames agree with the whole
+    noise = Excitation(np.full(n, 200.0), np.zeros(n, np.float32), cfg)
+    flat = np.abs(noise.frames(0, n)).mean(axis=0)[5:-5]
+    assert flat.max() < 2 * flat.min()
+    assert np.allclose(ex.frames(30, 60), ex.frames(0, n)[30:60], atol=1e-4)
+
+
+def test_shape_keeps_the_envelope_energy_and_lifter_keeps_smooth_frames():
+    cfg = A.SpectrogramConfig()
+    n = 20
+    env = np.exp(-np.linspace(0, 6, cfg.n_bins))[None, :].repeat(n, 0).astype(np.float32)
+    out = Excitation(np.full(n, 130.0), np.full(n, 0.8, np.float32), cfg).shape(env, 0, n)
+    assert np.iscomplexobj(out) and out.shape == env.shape
+    assert np.allclose((np.abs(out) ** 2).sum(1), (env**2).sum(1), rtol=1e-3)
+    smooth = np.log(env)
+    assert np.abs(lifter(smooth) - smooth)[:, 5:-5].max() < 0.05
+    rippled = smooth + 0.5 * np.cos(2 * np.pi * np.arange(cfg.n_bins) / 4)[None, :]  # F0 = 160 Hz ripple
+    assert np.abs(lifter(rippled) - smooth)[:, 5:-5].max() < 0.1
+
+
+def test_pitch_map_moves_mean_and_spread():
+    m = PitchMap((np.log(200.0), 0.2), (np.log(100.0), 0.1))
+    assert np.isclose(m(np.array([200.0]))[0], 100.0)
+    assert np.isclose(m(np.array([200.0 * np.exp(0.2)]))[0], 100.0 * np.exp(0.1))
+
+
+@pytest.mark.parametrize("pitch, expected", [("target", 105.0), ("source", 210.0)])
+def test_source_filter_moves_the_pitch(model, clips, tmp_path, pitch, expected):
+    from dsae_cli.voice import convert_voice
+
+    out = tmp_path / "out.wav"
+    res = convert_voice(model, clips / "high.wav", [clips / "low.wav"], out, iterations=16, pitch=pitch)
+    y, sr = sf.read(out, dtype="float32")
+    assert sr == SR and len(y) == len(sf.read(clips / "high.wav")[0]) and res.clipped == 0
+    median, voiced = pyin_median(y)
+    assert abs(np.log(median / expected)) < np.log(1.1), (pitch, median)
+    assert voiced > 0.5
+
+
+def test_lengths_chunks_and_envelope_render(model, clips, tmp_path):
+    from dsae_cli.io.render import render_chunks
+    from dsae_cli.voice import ConvertedSpectrogram, SpeechCodec, convert_voice
+
+    src, tgt = clips / "odd.wav", clips / "low.wav"
+    n = len(sf.read(src)[0])
+    a = convert_voice(model, src, [tgt], tmp_path / "a.wav", iterations=3, chunk_frames=30)
+    b = convert_voice(model, src, [tgt], tmp_path / "b.wav", iterations=3, chunk_frames=10_000)
+    ya, yb = sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "b.wav")[0]
+    assert len(ya) == len(yb) == n and a.seconds == b.seconds
+    assert np.abs(ya - yb).max() < 2e-4  # chunks join exactly (16-bit rounding aside)
+    # --render envelope is the decoded envelope alone, from zero phase
+    r = invoke("convert-voice", src, "--to", tgt, "-o", tmp_path / "env.wav", "--render", "envelope", "--iterations", 3)
+    assert r.exit_code == 0, r.output
+    codec = SpeechCodec.of(model)
+    s = A.read_audio(src, codec.spec)
+    f = codec.static_latent([A.read_audio(tgt, codec.spec)])
+    expected = np.concatenate([p for p, _ in render_chunks(len(s), ConvertedSpectrogram(codec, s, f), codec.spec, 3)])
+    got = sf.read(tmp_path / "env.wav", dtype="float32")[0]
+    assert len(got) == n and np.abs(got - np.clip(expected, -1, 1)).max() < 2e-4
+
+
+def test_bad_render_options_are_one_line_errors(clips, tmp_path):
+    src, tgt = clips / "high.wav", clips / "low.wav"
+    for args in (("--render", "world"), ("--pitch", "up"), ("--render", "")):
+        r = invoke("convert-voice", src, "--to", tgt, "-o", tmp_path / "o.wav", *args)
+        assert r.exit_code != 0, args
+        lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and args[0] in lines[0], (args, r.output)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_library_call_checks_the_options(model, clips, tmp_path):
+    from dsae_cli.errors import DsaeError
+    from dsae_cli.voice import convert_voice
+
+    with pytest.raises(DsaeError, match="--render"):
+        convert_voice(model, clips / "high.wav", [clips / "low.wav"], tmp_path / "o.wav", render="world")
+    with pytest.raises(DsaeError, match="--pitch"):
+        convert_voice(model, clips / "high.wav", [clips / "low.wav"], tmp_path / "o.wav", pitch="down")
