@@ -1,6 +1,6 @@
 """Quality of voice conversion on held-out speakers: voice moved, pitch moved, DNSMOS, words kept.
 
-Run:  python benchmarks/convert_voice_quality.py [--model RUN_DIR] [--limit N] [--json]
+Run:  python benchmarks/convert_voice_quality.py [--model RUN_DIR] [--limit N] [--sets timit,test-other,vctk] [--json]
 
 Needs the shared speech data beside the checkout (../shared/data/speech) and the offline judges of
 the ``bench`` extra (``pip install -e .[bench]`` and ``pip install --no-deps resemblyzer``): Resemblyzer's
@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "speech"
 SR = 16000
+SETS = ("timit", "test-other", "vctk")
 
 
 @dataclass
@@ -77,7 +78,7 @@ def speakers_of(shared: Path, corpus: str, prefix: str) -> dict[str, tuple[str, 
     return {k: (g, sorted(files)) for k, (g, files) in out.items()}
 
 
-def plan(shared: Path, limit: int | None) -> tuple[list[Job], dict[str, list[Path]]]:
+def plan(shared: Path, limit: int | None, sets: tuple[str, ...] = SETS) -> tuple[list[Job], dict[str, list[Path]]]:
     """The conversions and, per speaker, the recordings its judge embedding and median F0 come from."""
     import soundfile as sf
 
@@ -142,7 +143,7 @@ def plan(shared: Path, limit: int | None) -> tuple[list[Job], dict[str, list[Pat
                         tgts = [f for f in files[b] if f.stem.split("_")[1] != sid][:3]
                         jobs.append(Job("vctk", direction, src, tgts, f"vctk/{a}", f"vctk/{b}", vctk / b / f"{b}_{sid}.wav", clean=True))
                         n += 1
-    return jobs, judge
+    return [j for j in jobs if j.set in sets], judge
 
 
 def read(path: Path) -> np.ndarray:
@@ -213,6 +214,7 @@ def main() -> None:
     ap.add_argument("--render", default="source-filter", help="convert-voice --render")
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
+    ap.add_argument("--sets", default=",".join(SETS), help="comma-separated sets to run (default: all)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     if not (args.data / "utterances.csv").is_file():
@@ -233,7 +235,10 @@ def main() -> None:
             print(msg, flush=True)
 
     model = load_model_for(args.model, "speech", "cpu")
-    jobs, judge_files = plan(args.data, args.limit)
+    sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
+    if not sets or any(s not in SETS for s in sets):
+        sys.exit(f"error: --sets takes a comma-separated list of {', '.join(SETS)}")
+    jobs, judge_files = plan(args.data, args.limit, sets)
     opts = dict(iterations=args.iterations, render=args.render, pitch=args.pitch)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -299,6 +304,7 @@ def main() -> None:
         "pitch": args.pitch,
         "iterations": args.iterations,
         "limit": args.limit,
+        "sets": list(sets),
         "torch_threads": torch.get_num_threads(),
         **summary(jobs),
         "rtf": round(rtf, 1),
