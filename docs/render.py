@@ -119,15 +119,19 @@ def sprites_tables(out: list[str]) -> None:
         "### Swaps and generation with the look kept",
         "",
         "Swap: f of sequence a decoded with z_1:T of sequence b (another character, another action); the",
-        "judge checks a's four attributes and b's action. Static test: f kept, z_1:T rolled out of the learned prior.",
+        "judge checks a's four attributes and b's action. Static test: f kept, z_1:T rolled out of the learned prior;",
+        "its motions: the judge's action entropy over 30 roll-outs of one f, H(y) (of ln 9 = 2.197), averaged over",
+        "100 f's, and the mean entropy of one roll-out's action, H(y|x).",
         "",
-        "| split | swap: skin | pants | top | hair | all four | action | f kept, z ~ prior: all four |",
-        "|---|---|---|---|---|---|---|---|",
+        "| split | swap: skin | pants | top | hair | all four | action | f kept, z ~ prior: all four | its motions: H(y) / H(y\\|x) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for split, r in (("test", test), ("val", val)):
         if r is not None:
             s = r["swap"]
-            out.append(f"| {split} | " + " | ".join(pct(s[k]) for k in (*ATTRIBUTES, "all", "action")) + f" | {pct(r['static_acc']['all'])} |")
+            m = r.get("motion_samples")
+            motions = f"{m['h_y']:.3f} / {m['h_yx']:.3f}" if m else "not measured"
+            out.append(f"| {split} | " + " | ".join(pct(s[k]) for k in (*ATTRIBUTES, "all", "action")) + f" | {pct(r['static_acc']['all'])} | {motions} |")
     out += ["", f"Sources: {source('sprites-test', 'sprites-val')}", ""]
 
 
