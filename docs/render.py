@@ -32,16 +32,17 @@ SOURCES = {
         "dsae evaluate sprites --model runs/gen-a/best --split val --json > docs/results/sprites-gen-val.json"
     ),
     "shapes-val": (
-        "dsae train --data shapes --out runs/clips-b (the default recipe for it, clips: 20 minutes) && "
-        "dsae evaluate shapes --model runs/clips-b/best --split val --json > docs/results/shapes-val.json"
+        "dsae train --data shapes --out runs/clips-c (the default recipe for it, clips: 20 minutes) && "
+        "dsae evaluate shapes --model runs/clips-c/best --split val --json > docs/results/shapes-val.json"
     ),
-    "shapes-test": "dsae evaluate shapes --model runs/clips-b/best --split test --json > docs/results/shapes-test.json",
+    "shapes-test": "dsae evaluate shapes --model runs/clips-c/best --split test --json > docs/results/shapes-test.json",
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
     "bench-train": "python benchmarks/train_throughput.py --recipe sprites --steps 8 --json > docs/results/bench-train.json",
     "bench-cli": "python benchmarks/cli_latency.py --repeats 5 --json > docs/results/bench-cli.json",
     "bench-voice": "python benchmarks/convert_voice.py --json > docs/results/bench-voice.json",
+    "convert-voice-quality": "python benchmarks/convert_voice_quality.py --limit 2 --json > docs/results/convert-voice-quality.json",
 }
 
 #: published rows, quoted with their source (../shared/anchors.md); never mixed into rows of ours
@@ -372,7 +373,7 @@ def headline() -> str:
     if shapes is not None:
         split, r = shapes
         rows.append(
-            f"| Moving shapes model (`{r['model_id']}`) | swaps keep the content / the motion ({split}) | "
+            f"| `clips` recipe on Moving shapes (20 min, `{r['model_id']}`) | swaps keep the content / the motion ({split}; the shape is not yet drawn) | "
             f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --split {split}` |"
         )
     for label, name in (("TIMIT sample", "speech-timit"), ("test-other", "speech-test-other")):
@@ -382,6 +383,17 @@ def headline() -> str:
                 f"| `speech` | speaker EER of f / z, {label} (unseen speakers) | {100 * r['eer_f']:.2f} % / {100 * r['eer_z']:.2f} % | "
                 f"`dsae evaluate speech --data DIR` |"
             )
+    q = load("convert-voice-quality")
+    if q is not None:
+        cmd = f"`python benchmarks/convert_voice_quality.py --limit {q['limit']}`" if q.get("limit") else "`python benchmarks/convert_voice_quality.py`"
+        rows += [
+            f"| `speech`, convert-voice ({q['n_conversions']} conversions, unseen speakers, both ways) | voice moved (Resemblyzer) / pitch moved (pyin) / words kept (MCD) | "
+            f"{100 * q['voice_moved']:.1f} % / {100 * q['pitch_moved']:.1f} % / {100 * q['words_kept']:.1f} % | {cmd} |",
+            f"| `speech`, convert-voice | DNSMOS OVRL of converted / reconstructed / source speech | "
+            f"{q['dnsmos_converted']:.2f} / {q['dnsmos_reconstructed']:.2f} / {q['dnsmos_source']:.2f} | {cmd} |",
+            f"| `speech`, convert-voice | voiced frames converted / source; real-time factor (short clips); peak memory | "
+            f"{q['voiced_converted']:.1f} % / {q['voiced_source']:.1f} %; {q['rtf']:.1f}x; {q['peak_mb']:.0f} MB | {cmd} |",
+        ]
     return "\n".join(rows)
 
 

@@ -193,4 +193,4 @@ def test_render_shows_a_moving_shapes_table(shapes_result, monkeypatch, tmp_path
     assert "## Moving shapes" in page and "| figure | val |" in page and "shapes-val.json" in page
     for row in ("swaps keep the content", "swaps keep the motion", "generation keeps the content", "swap: shape", "swap: background"):
         assert f"| {row}" in page, row
-    assert "Moving shapes model" in render.headline()
+    assert "`clips` recipe on Moving shapes" in render.headline()
