@@ -12,6 +12,21 @@ from dsae_cli.commands.common import progress_bar
 app = typer.Typer(help="Build data sets.", no_args_is_help=True)
 
 
+def _check_outputs(output: Path, gifs: Optional[Path]) -> Path:
+    """The .npz path, checked, and the --gifs folder's parent checked; a one-line error otherwise."""
+    from dsae_cli.errors import DsaeError
+    from dsae_cli.io.files import check_output_path
+
+    output = check_output_path(output, suffixes=(".npz",))
+    if gifs is not None:
+        if gifs.exists() and not gifs.is_dir():
+            raise DsaeError(f"--gifs {gifs} is a file; give a folder (it is created if missing)")
+        gifs_parent = gifs.parent if str(gifs.parent) else Path(".")
+        if not gifs_parent.is_dir():
+            raise DsaeError(f"folder {gifs_parent} for --gifs does not exist; create it first (mkdir -p {gifs_parent})")
+    return output
+
+
 def _say(msg: str) -> None:
     import sys
 
@@ -43,17 +58,8 @@ def sprites(
 
         from dsae_cli.data import sprites as sp
         from dsae_cli.data.sprites_files import write_sprites_gifs, write_sprites_npz
-        from dsae_cli.errors import DsaeError
-        from dsae_cli.io.files import check_output_path
 
-        # check every output before spending time on the build
-        output = check_output_path(output, suffixes=(".npz",))
-        if gifs is not None:
-            if gifs.exists() and not gifs.is_dir():
-                raise DsaeError(f"--gifs {gifs} is a file; give a folder (it is created if missing)")
-            gifs_parent = gifs.parent if str(gifs.parent) else Path(".")
-            if not gifs_parent.is_dir():
-                raise DsaeError(f"folder {gifs_parent} for --gifs does not exist; create it first (mkdir -p {gifs_parent})")
+        output = _check_outputs(output, gifs)  # before spending time on the build
 
         start = time.perf_counter()
         with progress_bar("sprites", sp.N_CHARACTERS) as update:
@@ -100,16 +106,8 @@ def shapes(
 
         from dsae_cli.data import shapes as sh
         from dsae_cli.data.sequences import held_out_groups
-        from dsae_cli.errors import DsaeError
-        from dsae_cli.io.files import check_output_path
 
-        output = check_output_path(output, suffixes=(".npz",))
-        if gifs is not None:
-            if gifs.exists() and not gifs.is_dir():
-                raise DsaeError(f"--gifs {gifs} is a file; give a folder (it is created if missing)")
-            gifs_parent = gifs.parent if str(gifs.parent) else Path(".")
-            if not gifs_parent.is_dir():
-                raise DsaeError(f"folder {gifs_parent} for --gifs does not exist; create it first (mkdir -p {gifs_parent})")
+        output = _check_outputs(output, gifs)
 
         start = time.perf_counter()
         with progress_bar("shapes", sh.N_CONTENTS) as update:

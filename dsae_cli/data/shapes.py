@@ -254,11 +254,9 @@ def load_shapes_npz(path: str | Path) -> dict:
 def write_shapes_gifs(directory: str | Path, data: dict, progress: Optional[Callable[[int], None]] = None) -> Path:
     """Every sequence as a looping GIF in ``DIR/<split>/`` plus ``DIR/labels.csv`` (one row per GIF).
     Returns the path of labels.csv."""
-    import csv
-
     import imageio.v3 as iio
 
-    from dsae_cli.io.files import atomic_path
+    from dsae_cli.io.files import write_csv
 
     directory = Path(directory)
     rows = []
@@ -270,13 +268,7 @@ def write_shapes_gifs(directory: str | Path, data: dict, progress: Optional[Call
         rows.append([relpath, str(data["split"][i]), *(int(data[k][i]) for k in LABEL_KEYS), DIRECTIONS[int(data["action"][i])]])
         if progress is not None:
             progress(1)
-    labels = directory / "labels.csv"
-    with atomic_path(labels) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "split", *LABEL_KEYS, "direction"])
-            writer.writerows(rows)
-    return labels
+    return write_csv(directory / "labels.csv", ["file", "split", *LABEL_KEYS, "direction"], rows)
 
 
 def gif_name(i: int, labels: dict) -> str:

@@ -4,7 +4,6 @@ validated here) and one looping GIF per sequence with a ``labels.csv``. The arra
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -14,7 +13,7 @@ from dsae_cli.data.sprites import (
     ACTION_NAMES, ATTRIBUTE_NAMES, CELL, DATA_KEYS, FRAMES, LABEL_KEYS, N_MOTIONS, REBUILD_HINT, VARIANTS, character_attributes,
 )  # fmt: skip
 from dsae_cli.errors import DsaeError
-from dsae_cli.io.files import atomic_path
+from dsae_cli.io.files import atomic_path, write_csv
 
 
 
@@ -112,10 +111,4 @@ def write_sprites_gifs(directory: str | Path, data: dict, progress: Optional[Cal
         if progress is not None:
             progress(1)
 
-    labels = directory / "labels.csv"
-    with atomic_path(labels) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["file", "char_id", "split", *ATTRIBUTE_NAMES, "action", "action_name"])
-            writer.writerows(rows)
-    return labels
+    return write_csv(directory / "labels.csv", ["file", "char_id", "split", *ATTRIBUTE_NAMES, "action", "action_name"], rows)

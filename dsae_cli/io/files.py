@@ -56,3 +56,16 @@ def atomic_path(path: str | Path):
         except FileNotFoundError:
             pass
         raise
+
+
+def write_csv(path: str | Path, header: list, rows: list) -> Path:
+    """Write a header and rows as a UTF-8 CSV file, atomically."""
+    import csv
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows(rows)
+    return path
