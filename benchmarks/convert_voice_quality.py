@@ -1,6 +1,7 @@
 """Quality of voice conversion on held-out speakers: voice moved, pitch moved, DNSMOS, words kept.
 
 Run:  python benchmarks/convert_voice_quality.py [--model RUN_DIR] [--limit N] [--sets timit,test-other,vctk] [--json]
+      python benchmarks/convert_voice_quality.py --sets val [--json]   # for choosing rendering settings
 
 Needs the shared speech data beside the checkout (../shared/data/speech) and the offline judges of
 the ``bench`` extra (``pip install -e .[bench]`` and ``pip install --no-deps resemblyzer``): Resemblyzer's
@@ -13,6 +14,11 @@ Conversions, female -> male and male -> female, between speakers no shipped mode
   the source is the speaker's first utterance of 3-10 s, ``--to`` two other utterances.
 - vctk_parallel: 4 speakers reading the same sentences; each sentence of each speaker in the voice
   of each speaker of the other gender, ``--to`` three of the target's recordings of other sentences.
+- val (only when asked for, never with the others): the utterances of the training corpus
+  (LibriSpeech train-clean-100) that ``dsae train`` holds out, speakers the model was not trained
+  on; each woman's utterance in a man's voice and each man's in a woman's, ``--to`` the partner's
+  utterance. Settings are chosen on this set; the others report. Voice and pitch are judged
+  against the speakers' single utterances (the source's is the converted one: a harder test).
 
 Reported (means over conversions; per set and direction too):
 - voice moved: the converted clip's Resemblyzer embedding is closer (cosine) to the target speaker's
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 from machine import describe  # benchmarks/machine.py
 import argparse
+import inspect
 import csv
 import json
 import resource
@@ -48,12 +55,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data" / "speech"
 SR = 16000
-SETS = ("timit", "test-other", "vctk")
+SETS = ("timit", "test-other", "vctk")  # reported
+VAL_CORPUS = "librispeech_subset/train-clean-100"  # the embedded model's training corpus
 
 
 @dataclass
 class Job:
-    set: str  # timit | test-other | vctk
+    set: str  # timit | test-other | vctk | val
     direction: str  # F->M | M->F
     source: Path
     targets: list[Path]
@@ -146,6 +154,23 @@ def plan(shared: Path, limit: int | None, sets: tuple[str, ...] = SETS) -> tuple
     return [j for j in jobs if j.set in sets], judge
 
 
+def plan_val(shared: Path) -> tuple[list[Job], dict[str, list[Path]]]:
+    """Conversions between the training corpus's held-out speakers (see the module docstring)."""
+    from dsae_cli.data.speech import held_out_utterances
+    from dsae_cli.io.audio import SpectrogramConfig
+
+    genders = {spk: g for spk, (g, _) in speakers_of(shared, "librispeech_subset", VAL_CORPUS + "/").items()}
+    utts = held_out_utterances(shared / VAL_CORPUS, SpectrogramConfig(sample_rate=SR))
+    files = {u.speaker: u.path for u in utts}
+    women = sorted(s for s in files if genders.get(s) == "F")
+    men = sorted(s for s in files if genders.get(s) == "M")
+    jobs = []
+    for direction, (xs, ys) in (("F->M", (women, men)), ("M->F", (men, women))):
+        for a, b in zip(xs, ys):
+            jobs.append(Job("val", direction, files[a], [files[b]], f"val/{a}", f"val/{b}", clean=True))
+    return jobs, {f"val/{s}": [p] for s, p in files.items()}
+
+
 def read(path: Path) -> np.ndarray:
     from dsae_cli.io.audio import SpectrogramConfig, read_audio
 
@@ -189,7 +214,7 @@ def mean(xs) -> float | None:
 
 def summary(jobs: list[Job]) -> dict:
     clean = [j for j in jobs if j.clean]
-    judged = [j for j in jobs if j.set in ("timit", "test-other")]
+    judged = [j for j in jobs if j.set in ("timit", "test-other", "val")]
     vctk = [j for j in jobs if j.set == "vctk"]
     return {
         "n_conversions": len(jobs),
@@ -212,6 +237,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most N conversions per set and direction")
     ap.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
     ap.add_argument("--render", default="source-filter", help="convert-voice --render")
+    ap.add_argument("--sharpen", type=float, default=None, help="convert_voice(sharpen=) (default: convert-voice's)")
+    ap.add_argument("--level", default=None, help="convert_voice(level=): source | decoded (default: convert-voice's)")
+    ap.add_argument("--voiced-max-hz", type=float, default=None, help="convert_voice(voiced_max_hz=); 0: no limit (default: convert-voice's)")
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated sets to run (default: all)")
@@ -236,10 +264,20 @@ def main() -> None:
 
     model = load_model_for(args.model, "speech", "cpu")
     sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
-    if not sets or any(s not in SETS for s in sets):
-        sys.exit(f"error: --sets takes a comma-separated list of {', '.join(SETS)}")
-    jobs, judge_files = plan(args.data, args.limit, sets)
+    if sets == ("val",):
+        jobs, judge_files = plan_val(args.data)
+        jobs = [j for d in ("F->M", "M->F") for j in [j for j in jobs if j.direction == d][: args.limit]]
+    elif not sets or any(s not in SETS for s in sets):
+        sys.exit(f"error: --sets takes a comma-separated list of {', '.join(SETS)}, or val alone")
+    else:
+        jobs, judge_files = plan(args.data, args.limit, sets)
     opts = dict(iterations=args.iterations, render=args.render, pitch=args.pitch)
+    if args.sharpen is not None:
+        opts["sharpen"] = args.sharpen
+    if args.level is not None:
+        opts["level"] = args.level
+    if args.voiced_max_hz is not None:
+        opts["voiced_max_hz"] = args.voiced_max_hz or None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         convert_voice(model, jobs[0].source, jobs[0].targets, tmp / "warmup.wav", **opts)  # first-call costs
@@ -303,6 +341,7 @@ def main() -> None:
         "render": args.render,
         "pitch": args.pitch,
         "iterations": args.iterations,
+        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz")},
         "limit": args.limit,
         "sets": list(sets),
         "torch_threads": torch.get_num_threads(),
@@ -311,7 +350,7 @@ def main() -> None:
         "peak_mb": round(peak_mb, 1),
         "by_direction": {
             f"{s} {d}": summary([j for j in jobs if j.set == s and j.direction == d])
-            for s in ("timit", "test-other", "vctk")
+            for s in ("timit", "test-other", "vctk", "val")
             for d in ("F->M", "M->F")
             if any(j.set == s and j.direction == d for j in jobs)
         },
@@ -327,7 +366,7 @@ def main() -> None:
         return "n/a" if x is None else f"{x:.2f}"
 
     print(f"convert-voice quality, {out['model_id'] or args.model}, {args.render}, pitch {args.pitch}: {len(jobs)} conversions")
-    print(f"  voice moved (Resemblyzer, TIMIT + test-other): {pct(out['voice_moved'])} (target >= 95%)")
+    print(f"  voice moved (Resemblyzer, {'val' if sets == ('val',) else 'TIMIT + test-other'}): {pct(out['voice_moved'])} (target >= 95%)")
     print(f"  pitch moved (pyin median F0): {pct(out['pitch_moved'])} (target >= 95%)")
     print(
         f"  DNSMOS OVRL (clean sources): converted {num(out['dnsmos_converted'])}, source {num(out['dnsmos_source'])}, "

@@ -106,9 +106,14 @@ class ConvertedSpectrogram:
     """Converted log-magnitude frames of the source on demand: frames [a, b) decode exactly the
     segments that touch them, so any chunking gives the same values."""
 
-    def __init__(self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None):
+    def __init__(
+        self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None, sharpen: float = 0.0,
+        level: str = "decoded",
+    ):  # fmt: skip
         self.codec, self.source, self.f = codec, source, f_target
         self.excitation = excitation  # an Excitation: source-filter rendering; None: the envelope alone
+        self.sharpen = sharpen  # the source-filter envelope's cepstral postfilter (excitation.lifter)
+        self.level = level  # source-filter: each frame's energy from the "source" frame or the "decoded" envelope
         spec = codec.spec
         self.T = spec.seq_len
         self.n_frames = spec.n_frames(len(source))
@@ -120,7 +125,8 @@ class ConvertedSpectrogram:
         spec, T = self.codec.spec, self.T
         use = self.starts[(self.starts < b) & (self.starts + T > a)]
         lo, hi = int(use[0]), int(use[-1]) + T
-        frames = self.codec.norm.apply(A.log_spectrogram(self.source, spec, lo, hi))
+        raw = A.log_spectrogram(self.source, spec, lo, hi)
+        frames = self.codec.norm.apply(raw)
         segs = np.stack([frames[s - lo : s - lo + T] for s in use])
         _, z = self.codec.encode(segs)
         dec = self.codec.norm.invert(self.codec.decode(self.f, z))
@@ -133,7 +139,14 @@ class ConvertedSpectrogram:
         if self.excitation is not None:
             from dsae_cli.io.excitation import lifter
 
-            out = self.excitation.shape(A.to_magnitude(lifter(log_mag, sample_rate=spec.sample_rate), spec), a, b)
+            smooth = A.to_magnitude(lifter(log_mag, sample_rate=spec.sample_rate), spec)
+            if self.level == "source":
+                energy = (A.to_magnitude(raw[a - lo : b - lo], spec).astype(np.float64) ** 2).sum(-1)
+            else:
+                energy = (smooth.astype(np.float64) ** 2).sum(-1)
+            if self.sharpen:
+                smooth = A.to_magnitude(lifter(log_mag, sample_rate=spec.sample_rate, sharpen=self.sharpen), spec)
+            out = self.excitation.shape(smooth, a, b, energy)
             if a < len(self.picture):
                 n = min(b, len(self.picture)) - a
                 self.picture[a : a + n] = np.log(np.abs(out[:n]) + spec.log_floor)
@@ -145,9 +158,12 @@ class ConvertedSpectrogram:
 
 RENDERS = ("source-filter", "envelope")
 PITCHES = ("target", "source")
+LEVELS = ("source", "decoded")
 
 
-def source_filter_excitation(src: np.ndarray, tgt: list[np.ndarray], spec: A.SpectrogramConfig, pitch: str, seed: int | None):
+def source_filter_excitation(
+    src: np.ndarray, tgt: list[np.ndarray], spec: A.SpectrogramConfig, pitch: str, seed: int | None, voiced_max_hz: float | None = None
+):
     """The excitation for source-filter rendering: the source's F0 contour and voicing (one pass
     over the source, a small per-frame array), moved to the target's log-F0 mean and spread when
     ``pitch`` is "target"."""
@@ -160,7 +176,7 @@ def source_filter_excitation(src: np.ndarray, tgt: list[np.ndarray], spec: A.Spe
         t_stats = pooled_log_stats([track_pitch(t, spec) for t in tgt])
         if s_stats is not None and t_stats is not None:
             f0 = PitchMap(s_stats, t_stats)(f0)
-    return Excitation(f0, src_pitch.voicing, spec, seed=0 if seed is None else seed)
+    return Excitation(f0, src_pitch.voicing, spec, seed=0 if seed is None else seed, voiced_max_hz=voiced_max_hz)
 
 
 def convert_voice(
@@ -176,6 +192,9 @@ def convert_voice(
     chunk_frames: int = 3000,
     render: str = "source-filter",
     pitch: str = "target",
+    sharpen: float = 0.0,
+    level: str = "decoded",
+    voiced_max_hz: float | None = None,
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
 
@@ -195,12 +214,14 @@ def convert_voice(
     t0 = time.perf_counter()
     if not targets:
         raise DsaeError("give at least one --to recording of the target voice")
-    if iterations < 1:
-        raise DsaeError("--iterations must be at least 1")
     if render not in RENDERS:
         raise DsaeError(f"--render must be one of {', '.join(RENDERS)}, not {render!r}")
+    if iterations < (0 if render == "source-filter" else 1):
+        raise DsaeError("--iterations must be at least 1 with --render envelope (0 takes the excitation's phase as it is, source-filter only)")
     if pitch not in PITCHES:
         raise DsaeError(f"--pitch must be one of {', '.join(PITCHES)}, not {pitch!r}")
+    if level not in LEVELS:
+        raise DsaeError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     inputs = (source, *targets)
     output = check_output_path(output, inputs=inputs, suffixes=tuple(A.WRITE_FORMATS))
     if spectrogram is not None:
@@ -210,8 +231,8 @@ def convert_voice(
     src = A.read_audio(source, spec)
     tgt = [A.read_audio(t, spec) for t in targets]
     f_target = codec.static_latent(tgt)
-    excitation = source_filter_excitation(src, tgt, spec, pitch, seed) if render == "source-filter" else None
-    converted = ConvertedSpectrogram(codec, src, f_target, excitation)
+    excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
+    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
         for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):

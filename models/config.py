@@ -86,6 +86,10 @@ class DSAEConfig:
     #   is not background; soft for decoded frames), so no colour or inner detail of a character reaches z
     z_moving: bool = False  # video: z's own frame encoder sees only what moves: where each frame differs from
     #   its sequence's temporal median, colour-blind; assumes nothing about the background or the palette
+    moving_weight: float = 0.0  # video: training adds this many times the reconstruction term of what moves
+    #   (the mask of z_moving: where a frame differs from its sequence's temporal median) to the loss (not in
+    #   the paper; 0 = off), so a small moving figure weighs more against a large still background; the ELBO
+    #   reported is unchanged
     f_prior: str = "standard"  # p(f): "standard" = N(0, I) (the paper); "fitted" = N(m, S), a full-covariance
     #   Gaussian fitted after training to the aggregate posterior of f over the training sequences (the
     #   ELBO's best Gaussian p(f) for the trained encoder), so f ~ p(f) lands where the decoder was trained
@@ -138,6 +142,10 @@ class DSAEConfig:
             raise ValueError("z_silhouette and z_moving are two views of z; choose one")
         if self.decoder_f_layout and not self.decoder_film:
             raise ValueError("decoder_f_layout needs decoder_film (without FiLM, f enters the linear layer anyway)")
+        if self.moving_weight < 0:
+            raise ValueError("moving_weight must not be negative")
+        if self.moving_weight and self.modality != "video":
+            raise ValueError("moving_weight applies to video models only")
         if self.f_mmd_weight < 0:
             raise ValueError("f_mmd_weight must not be negative")
         if self.prior_components < 1:

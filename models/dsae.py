@@ -402,7 +402,13 @@ class DSAE(nn.Module):
         beta_z = cfg.beta_z if beta_z is None else beta_z
         post = self.encode(x, sample=True)
         z_dec = torch.zeros_like(post.z) if hide_z else post.z  # what the decoder reads for z_1:T
-        recon = self.reconstruction_nll(self.decode_params(post.f, z_dec), x).mean()
+        params = self.decode_params(post.f, z_dec)
+        if cfg.moving_weight > 0 and self.training:
+            with torch.no_grad():
+                emphasis = self.moving(x)[:, :, :1]
+            recon, moving_recon = (v.mean() for v in reconstruction_nll(cfg, params, x, emphasis))
+        else:
+            recon, moving_recon = self.reconstruction_nll(params, x).mean(), None
         kl_f = self.kl_f(post.f_mean, post.f_logvar).mean()
         if self.deterministic:  # one z per sequence against p(z) = N(0, I)
             kl_z = kl_normal_standard(post.z_mean[:, 0], post.z_logvar[:, 0]).sum(-1).mean()
@@ -415,6 +421,9 @@ class DSAE(nn.Module):
             kl_z = kl_normal_normal(post.z_mean, post.z_logvar, prior_mean, prior_logvar).sum(dim=(1, 2)).mean()
         loss = recon + beta_f * kl_f + beta_z * kl_z
         out = {"loss": loss, "recon": recon, "kl_f": kl_f, "kl_z": kl_z, "elbo": -(recon + kl_f + kl_z)}
+        if moving_recon is not None:
+            out["moving"] = moving_recon
+            out["loss"] = out["loss"] + cfg.moving_weight * moving_recon
         if cfg.pair_weight > 0 and self.training and paired:
             out["pair"] = objectives.pair_loss(self, post, x, z_dec)
             out["loss"] = out["loss"] + cfg.pair_weight * out["pair"]

@@ -61,8 +61,11 @@ class _MixtureNLL(torch.autograd.Function):
         return out, None, None, None
 
 
-def reconstruction_nll(cfg, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """-log p(x_1:T | z_1:T, f) per sequence, for a config's likelihood."""
+def reconstruction_nll(cfg, params: torch.Tensor, x: torch.Tensor, emphasis: torch.Tensor | None = None):
+    """-log p(x_1:T | z_1:T, f) per sequence, for a config's likelihood.
+
+    With ``emphasis`` (per-pixel weights, ``(B, T, 1, H, W)``) also the same sum with each pixel's
+    term weighted: returns ``(nll, weighted)``."""
     if cfg.likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
     elif cfg.likelihood == "mixture":
@@ -70,7 +73,10 @@ def reconstruction_nll(cfg, params: torch.Tensor, x: torch.Tensor) -> torch.Tens
     else:
         s = cfg.likelihood_scale
         nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + math.log(s))
-    return nll.flatten(1).sum(1)
+    if emphasis is None:
+        return nll.flatten(1).sum(1)
+    w = emphasis if nll.dim() == emphasis.dim() else emphasis.squeeze(2)  # the mixture's nll has no channel axis
+    return nll.flatten(1).sum(1), (nll * w).flatten(1).sum(1)
 
 
 def mixture_parts(params: torch.Tensor, K: int, C: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -411,3 +411,33 @@ def test_film_layout_lets_f_enter_the_decoders_linear_layer():
     assert layout.decode(post.f, post.z).shape == x.shape
     with pytest.raises(ValueError, match="decoder_film"):
         DSAEConfig(decoder_f_layout=True)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "mixture"])
+def test_moving_weight_adds_the_moving_pixels_term_while_training_only(likelihood):
+    """moving_weight adds w times the reconstruction term of the moving pixels to the training loss;
+    the ELBO terms, and the loss in evaluation, are those of the plain model."""
+    x = video_batch(moving_squares(3, T=5))
+    plain = tiny_model(likelihood=likelihood, likelihood_scale=0.1)
+    weighted = tiny_model(likelihood=likelihood, likelihood_scale=0.1, moving_weight=4.0)
+    weighted.load_state_dict(plain.state_dict())
+    for m in (plain, weighted):
+        m.train()
+    torch.manual_seed(1)
+    a = plain.loss(x)
+    torch.manual_seed(1)
+    b = weighted.loss(x)
+    assert "moving" not in a and torch.allclose(a["recon"], b["recon"]) and torch.allclose(a["elbo"], b["elbo"])
+    # the moving term is the per-pixel nll summed over the moving mask, a part of the whole
+    mask = weighted.moving(x)[:, :, :1]
+    assert 0 < float(mask.mean()) < 0.5
+    assert torch.allclose(b["loss"], a["loss"] + 4.0 * b["moving"], rtol=1e-5)
+    weighted.eval()
+    torch.manual_seed(1)
+    assert "moving" not in weighted.loss(x)
+    first, last = train_steps(tiny_model(likelihood=likelihood, likelihood_scale=0.1, moving_weight=4.0), x, 5)
+    assert last < first
+    with pytest.raises(ValueError, match="moving_weight"):
+        DSAEConfig(moving_weight=-1.0)
+    with pytest.raises(ValueError, match="video"):
+        DSAEConfig(modality="speech", n_bins=8, moving_weight=1.0)

@@ -38,7 +38,7 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("name", ["sprites", "sprites-wide", "clips", "paper", "tiny", "speech", "tiny-speech"])
+@pytest.mark.parametrize("name", ["sprites", "sprites-fitted", "sprites-wide", "clips", "paper", "tiny", "speech", "tiny-speech"])
 def test_every_builtin_recipe_builds_its_model(name):
     from models import DSAE, DSAEConfig
 
@@ -49,13 +49,14 @@ def test_every_builtin_recipe_builds_its_model(name):
 
 
 def test_the_sprites_recipe_is_the_embedded_models():
-    """The shipped model's config is exactly what the recipe's last stage makes (p(f) fitted after training)."""
+    """The shipped model's config is exactly what the recipe's last stage makes (p(f) stays N(0, I))."""
     from dsae_cli.checkpoint import load_model
     from models import DSAEConfig
 
     recipe = load_recipe("sprites")
-    made = DSAEConfig.from_dict({**recipe.model, **recipe.stages[-1]["model"], "f_prior": "fitted"})
-    assert load_model("dsae_cli/pretrained/sprites").config == made
+    made = DSAEConfig.from_dict({**recipe.model, **recipe.stages[-1]["model"]})
+    assert all(s.get("fit_f_prior") is False for s in recipe.stages)
+    assert load_model("dsae_cli/pretrained/sprites").config == made and made.f_prior == "standard"
     assert recipe.minutes == 60
 
 

@@ -163,3 +163,72 @@ def test_library_call_checks_the_options(model, clips, tmp_path):
         convert_voice(model, clips / "high.wav", [clips / "low.wav"], tmp_path / "o.wav", render="world")
     with pytest.raises(DsaeError, match="--pitch"):
         convert_voice(model, clips / "high.wav", [clips / "low.wav"], tmp_path / "o.wav", pitch="down")
+
+
+def test_sharpen_deepens_the_envelope_and_keeps_level_and_tilt():
+    import scipy.fft
+
+    cfg = A.SpectrogramConfig()
+    bins = np.arange(cfg.n_bins)
+    env = (-3.0 * bins / cfg.n_bins + np.exp(-(((bins - 40) / 8.0) ** 2)) + 0.6 * np.exp(-(((bins - 110) / 10.0) ** 2)))[None, :]
+    plain, sharp = lifter(env), lifter(env, sharpen=0.5)
+    cp, cs = (scipy.fft.dct(x.astype(np.float64), type=2, axis=-1, norm="ortho")[0] for x in (plain, sharp))
+    assert np.allclose(cs[:2], cp[:2], atol=1e-5)  # level and tilt kept
+    assert np.allclose(cs[2:], 1.5 * cp[2:], atol=1e-5)
+    peak, valley = 40, 75  # the formant's peak rises against the trough between the formants
+    assert (sharp[0, peak] - sharp[0, valley]) > 1.3 * (plain[0, peak] - plain[0, valley])
+
+
+def test_zero_iterations_and_sharpen_render_the_whole_clip(model, clips, tmp_path):
+    from dsae_cli.errors import DsaeError
+    from dsae_cli.voice import convert_voice
+
+    src, tgt = clips / "high.wav", clips / "low.wav"
+    n = len(sf.read(src)[0])
+    convert_voice(model, src, [tgt], tmp_path / "a.wav", iterations=0, sharpen=0.3, chunk_frames=40)
+    convert_voice(model, src, [tgt], tmp_path / "b.wav", iterations=0, sharpen=0.3)
+    ya, yb = sf.read(tmp_path / "a.wav")[0], sf.read(tmp_path / "b.wav")[0]
+    assert len(ya) == len(yb) == n and np.abs(ya - yb).max() < 2e-4
+    median, voiced = pyin_median(yb.astype(np.float32))
+    assert abs(np.log(median / 105.0)) < np.log(1.1) and voiced > 0.5
+    with pytest.raises(DsaeError, match="--iterations"):
+        convert_voice(model, src, [tgt], tmp_path / "c.wav", iterations=0, render="envelope")
+    assert not (tmp_path / "c.wav").exists()
+
+
+def test_voiced_max_frequency_puts_noise_above_it():
+    cfg = A.SpectrogramConfig()
+    n, f0 = 40, 160.0  # harmonics every 4 bins (40 Hz each)
+    hz = np.arange(cfg.n_bins) * cfg.sample_rate / cfg.n_fft
+
+    def peakiness(ex, band):
+        """Mean magnitude at the harmonics' bins over that halfway between them, within a band."""
+        mag = np.abs(ex.frames(5, n - 5)).mean(0)
+        on, off = np.arange(cfg.n_bins) % 4 == 0, np.arange(cfg.n_bins) % 4 == 2
+        return float(mag[band & on].mean() / mag[band & off].mean())
+
+    full = Excitation(np.full(n, f0), np.ones(n, np.float32), cfg)
+    split = Excitation(np.full(n, f0), np.ones(n, np.float32), cfg, voiced_max_hz=2000.0)
+    low, high = (hz > 300) & (hz < 1800), hz > 3000
+    assert peakiness(split, low) > 3.0  # harmonics kept below
+    assert peakiness(full, high) > 3.0 and peakiness(split, high) < 1.5  # noise above: no harmonic peaks
+    e_full, e_split = (float((np.abs(ex.frames(5, n - 5))[:, high] ** 2).sum()) for ex in (full, split))
+    assert 0.5 < e_split / e_full < 2.0  # at about the same level
+    # chunks of frames agree with the whole
+    assert np.allclose(split.frames(5, 25)[10:], split.frames(15, 25), atol=1e-4)
+
+
+def test_source_level_keeps_the_sources_loudness_contour(model, clips, tmp_path):
+    from dsae_cli.errors import DsaeError
+    from dsae_cli.voice import convert_voice
+
+    y = voice(180.0, 1.0, 1.5, seed=4)
+    y[8000:14000] *= 0.001  # a pause of 0.4 s, 60 dB down
+    sf.write(tmp_path / "pause.wav", y, SR)
+    convert_voice(model, tmp_path / "pause.wav", [clips / "low.wav"], tmp_path / "out.wav", iterations=0, level="source")
+    out = sf.read(tmp_path / "out.wav", dtype="float32")[0]
+    rms = lambda x: float(np.sqrt((x.astype(np.float64) ** 2).mean()))  # noqa: E731
+    assert rms(out[9000:13000]) < 0.01 * rms(out[2000:7000])  # the pause stays quiet
+    assert 0.5 < rms(out[2000:7000]) / rms(y[2000:7000]) < 2.0
+    with pytest.raises(DsaeError, match="level"):
+        convert_voice(model, tmp_path / "pause.wav", [clips / "low.wav"], tmp_path / "o.wav", level="loud")

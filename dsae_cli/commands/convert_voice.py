@@ -15,7 +15,7 @@ def convert_voice_command(
     to: List[Path] = typer.Option(..., "--to", help="Speech of the target voice (static f); repeat to pool several files."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .wav or .flac (default: SOURCE-to-TARGET.wav beside the source, never overwriting)."),
     spectrogram: Optional[Path] = typer.Option(None, "--spectrogram", help="Also write a PNG: source, target and converted spectrograms side by side (first 5 s)."),
-    iterations: int = typer.Option(32, "--iterations", min=1, max=1000, help="Griffin-Lim iterations (more: cleaner phase, slower)."),
+    iterations: int = typer.Option(32, "--iterations", min=0, max=1000, help="Griffin-Lim iterations (more: more consistent phase, slower; 0 with source-filter: the excitation's phase as it is)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the noise excitation (source-filter) or of Griffin-Lim's random initial phase (envelope); default: deterministic."),
     render: str = typer.Option("source-filter", "--render", help="source-filter: the decoded envelope times harmonics at the converted pitch plus noise where unvoiced; envelope: the decoded envelope alone."),
     pitch: str = typer.Option("target", "--pitch", help="target: move the source's pitch contour to the target voice's pitch mean and spread; source: keep the source's pitch."),

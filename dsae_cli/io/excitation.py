@@ -159,10 +159,14 @@ class PitchMap:
         return np.clip(np.exp(mt + (np.log(f0) - ms) * ratio), 40.0, 1000.0)
 
 
-def lifter(log_mag: np.ndarray, cutoff_s: float = 0.0025, sample_rate: int = 16000) -> np.ndarray:
+def lifter(log_mag: np.ndarray, cutoff_s: float = 0.0025, sample_rate: int = 16000, sharpen: float = 0.0) -> np.ndarray:
     """The smooth part of log-magnitude frames ``(frames, n_bins)``: cepstral coefficients up to
     ``cutoff_s`` seconds of quefrency kept (a raised-cosine taper over the last quarter), the rest
-    dropped, so harmonic ripple of any F0 below ``1 / cutoff_s`` goes."""
+    dropped, so harmonic ripple of any F0 below ``1 / cutoff_s`` goes.
+
+    ``sharpen`` > 0 is a cepstral postfilter (as in HMM and neural vocoders' formant emphasis): the
+    coefficients from the second on, the envelope's peaks and valleys, are scaled by ``1 + sharpen``,
+    undoing part of the smoothing a decoder trained on the mean adds; level and tilt are kept."""
     import scipy.fft
 
     n = log_mag.shape[-1]
@@ -171,6 +175,7 @@ def lifter(log_mag: np.ndarray, cutoff_s: float = 0.0025, sample_rate: int = 160
     cut = cutoff_s * sample_rate
     taper = np.clip((cut - q) / (0.25 * cut), 0.0, 1.0)
     w = 0.5 - 0.5 * np.cos(np.pi * taper)
+    w[2:] *= 1.0 + sharpen
     return scipy.fft.idct(cep * w, type=2, axis=-1, norm="ortho").astype(np.float32)
 
 
@@ -182,12 +187,19 @@ class Excitation:
     pulse train (all harmonics below 0.475 x the sample rate, equal amplitude, unit power); the noise
     part unit-variance white noise; each sample mixes them as sqrt(v) and sqrt(1 - v), v the voicing
     probability up to ``max_voicing`` (1 by default: noise in voiced frames lowered DNSMOS in our checks).
+
+    ``voiced_max_hz`` (None: no limit) is a maximum voiced frequency, as in harmonic-plus-noise vocoders:
+    the harmonics stop there and, in voiced frames, noise of the same level takes the band above it.
     """
 
     NOISE_BLOCK = 4096
 
-    def __init__(self, f0: np.ndarray, voicing: np.ndarray, cfg: SpectrogramConfig, seed: int = 0, max_voicing: float = 1.0):
+    def __init__(
+        self, f0: np.ndarray, voicing: np.ndarray, cfg: SpectrogramConfig, seed: int = 0, max_voicing: float = 1.0,
+        voiced_max_hz: float | None = None,
+    ):  # fmt: skip
         self.cfg, self.seed = cfg, seed
+        self.voiced_max_hz = voiced_max_hz
         hop, sr = cfg.hop_length, cfg.sample_rate
         self.pad = cfg.n_fft // hop + 2  # frames of constant extension beyond each end
         f = np.concatenate([np.full(self.pad, f0[0]), np.asarray(f0, np.float64), np.full(self.pad, f0[-1])])
@@ -196,17 +208,23 @@ class Excitation:
         per_hop = hop * f[:-1] + (f[1:] - f[:-1]) * (hop - 1) / 2  # sum of the per-sample F0 over each hop
         self.phase = np.concatenate([[0.0], np.cumsum(per_hop)]) * (2 * np.pi / sr)  # at each frame centre
 
-    def signal(self, start: int, stop: int) -> np.ndarray:
-        """Excitation samples [start, stop) (global sample positions, may reach beyond the ends)."""
+    def signal(self, start: int, stop: int, upper: bool = False) -> np.ndarray:
+        """Excitation samples [start, stop) (global sample positions, may reach beyond the ends). With
+        ``upper``, the noise that takes voiced frames' band above ``voiced_max_hz`` instead (full band:
+        :meth:`frames` keeps its upper band)."""
         out = np.empty(stop - start, np.float32)
         for a in range(start, stop, 1 << 16):  # bounded float64 temporaries
             b = min(a + (1 << 16), stop)
             harmonic, noise, voicing = self._parts(a, b)
-            out[a - start : b - start] = np.sqrt(voicing) * harmonic + np.sqrt(1 - voicing) * noise
+            if upper:
+                out[a - start : b - start] = np.sqrt(voicing) * self._noise(a, b, stream=1)
+            else:
+                out[a - start : b - start] = np.sqrt(voicing) * harmonic + np.sqrt(1 - voicing) * noise
         return out
 
     def _parts(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Unit-power harmonic and noise samples [start, stop) and the voicing at each sample."""
+        """Harmonic (unit power over the full band; only the harmonics below ``voiced_max_hz`` kept)
+        and unit-power noise samples [start, stop), and the voicing at each sample."""
         cfg = self.cfg
         hop, sr = cfg.hop_length, cfg.sample_rate
         n = np.arange(start, stop)
@@ -216,18 +234,19 @@ class Excitation:
         phase = self.phase[j] + (2 * np.pi / sr) * (d * f0 + (f1 - f0) * d * (d - 1) / (2 * hop))
         phase = np.mod(phase, 2 * np.pi)
         f_now = f0 + (f1 - f0) * d / hop
-        K = np.maximum(np.floor(0.475 * sr / f_now), 1.0)
+        K_full = np.maximum(np.floor(0.475 * sr / f_now), 1.0)
+        K = K_full if self.voiced_max_hz is None else np.clip(np.floor(self.voiced_max_hz / f_now), 1.0, K_full)
         s = np.sin(0.5 * phase)
         safe = np.abs(s) > 1e-9
         comb = np.where(safe, np.sin((K + 0.5) * phase) / (2 * np.where(safe, s, 1.0)) - 0.5, K)
-        harmonic = comb / np.sqrt(K / 2)
+        harmonic = comb / np.sqrt(K_full / 2)
         voicing = self.v[j] + (self.v[j + 1] - self.v[j]) * d / hop
         return harmonic, self._noise(start, stop), voicing
 
-    def _noise(self, start: int, stop: int) -> np.ndarray:
+    def _noise(self, start: int, stop: int, stream: int = 0) -> np.ndarray:
         B = self.NOISE_BLOCK
         first, last = start // B, (stop - 1) // B
-        parts = [np.random.default_rng([self.seed, b + (1 << 30)]).standard_normal(B) for b in range(first, last + 1)]
+        parts = [np.random.default_rng([self.seed, b + (1 << 30), stream]).standard_normal(B) for b in range(first, last + 1)]
         return np.concatenate(parts)[start - first * B : stop - first * B]
 
     def frames(self, a: int, b: int) -> np.ndarray:
@@ -236,15 +255,23 @@ class Excitation:
 
         cfg = self.cfg
         half = cfg.n_fft // 2
-        x = self.signal(a * cfg.hop_length - half, (b - 1) * cfg.hop_length - half + cfg.n_fft)
-        spec = librosa.stft(x, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann", center=False)
+        lo, hi = a * cfg.hop_length - half, (b - 1) * cfg.hop_length - half + cfg.n_fft
+        kw = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window="hann", center=False)
+        spec = librosa.stft(self.signal(lo, hi), **kw)
+        if self.voiced_max_hz is not None:
+            freqs = np.arange(spec.shape[0]) * cfg.sample_rate / cfg.n_fft
+            ramp = np.clip((freqs - self.voiced_max_hz) / 250.0 + 0.5, 0.0, 1.0)  # a 250 Hz crossover
+            spec = spec + ramp[:, None] * librosa.stft(self.signal(lo, hi, upper=True), **kw)
         return spec.T
 
-    def shape(self, envelope: np.ndarray, a: int, b: int) -> np.ndarray:
+    def shape(self, envelope: np.ndarray, a: int, b: int, energy: np.ndarray | None = None) -> np.ndarray:
         """Complex frames [a, b): magnitude = ``envelope`` (magnitudes ``(b - a, n_bins)``) times the
-        excitation's magnitude, scaled so each frame keeps the envelope's energy; angle = the excitation's."""
+        excitation's magnitude, scaled so each frame keeps the envelope's energy (or ``energy``, per
+        frame, where given); angle = the excitation's."""
         ex = self.frames(a, b)
         mag = np.abs(ex)
         shaped = envelope * mag
-        gain = np.sqrt((envelope.astype(np.float64) ** 2).sum(-1) / np.maximum((shaped.astype(np.float64) ** 2).sum(-1), 1e-20))
+        if energy is None:
+            energy = (envelope.astype(np.float64) ** 2).sum(-1)
+        gain = np.sqrt(energy / np.maximum((shaped.astype(np.float64) ** 2).sum(-1), 1e-20))
         return (ex * (envelope * gain[:, None])).astype(np.complex64)
