@@ -1,6 +1,6 @@
 """Speed and memory of voice conversion, in process: a 60-second and a 10-minute source.
 
-Run:  python benchmarks/convert_voice.py [--model RUN_DIR] [--iterations 32] [--render source-filter|envelope] [--json]
+Run:  python benchmarks/convert_voice.py [--model RUN_DIR] [--iterations N] [--render source-filter|envelope] [--json]
 
 Sources are LibriSpeech test-other utterances concatenated (from the shared data folder beside the
 checkout, ../shared/data/speech), or synthetic voices when that folder is absent; the target voice
@@ -66,7 +66,7 @@ def build_inputs(folder: Path, seconds: list[float], sr: int = 16000) -> tuple[l
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="speech checkpoint (default: the embedded model)")
-    ap.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
+    ap.add_argument("--iterations", type=int, default=None, help="Griffin-Lim iterations (default: convert-voice's)")
     ap.add_argument("--render", default="source-filter", help="convert-voice --render: source-filter or envelope")
     ap.add_argument("--seconds", type=float, nargs="+", default=[60.0, 600.0], help="source lengths")
     ap.add_argument("--data", type=Path, default=SHARED, help="LibriSpeech-style folder to build the sources from")
@@ -90,6 +90,10 @@ def main() -> None:
             paths.append(Path(tmp) / f"source_{int(s)}s.wav")
             sf.write(paths[-1], y, 16000)
         del sources
+        if args.iterations is None:
+            from dsae_cli.voice import DEFAULT_ITERATIONS
+
+            args.iterations = DEFAULT_ITERATIONS[args.render]
         convert_voice(model, paths[0], [tgt_path], Path(tmp) / "warmup.wav", iterations=2, render=args.render)  # first-call costs
         for s, src in zip(args.seconds, paths):
             # timed and traced separately: tracemalloc slows every allocation it records

@@ -16,8 +16,8 @@ Conversions, female -> male and male -> female, between speakers no shipped mode
   of each speaker of the other gender, ``--to`` three of the target's recordings of other sentences.
 - val (only when asked for, never with the others): the utterances of the training corpus
   (LibriSpeech train-clean-100) that ``dsae train`` holds out, speakers the model was not trained
-  on; each woman's utterance in a man's voice and each man's in a woman's, ``--to`` the partner's
-  utterance. Settings are chosen on this set; the others report. Voice and pitch are judged
+  on; each speaker's utterance in the voices of two speakers of the other gender, ``--to`` the
+  partner's utterance. Settings are chosen on this set; the others report. Voice and pitch are judged
   against the speakers' single utterances (the source's is the converted one: a harder test).
 
 Reported (means over conversions; per set and direction too):
@@ -166,8 +166,9 @@ def plan_val(shared: Path) -> tuple[list[Job], dict[str, list[Path]]]:
     men = sorted(s for s in files if genders.get(s) == "M")
     jobs = []
     for direction, (xs, ys) in (("F->M", (women, men)), ("M->F", (men, women))):
-        for a, b in zip(xs, ys):
-            jobs.append(Job("val", direction, files[a], [files[b]], f"val/{a}", f"val/{b}", clean=True))
+        for i, a in enumerate(xs):  # every speaker to two speakers of the other gender, in turn
+            for b in [ys[(2 * i + k) % len(ys)] for k in range(min(2, len(ys)))]:
+                jobs.append(Job("val", direction, files[a], [files[b]], f"val/{a}", f"val/{b}", clean=True))
     return jobs, {f"val/{s}": [p] for s, p in files.items()}
 
 
@@ -235,7 +236,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="speech checkpoint (default: the embedded model)")
     ap.add_argument("--limit", type=int, default=None, help="at most N conversions per set and direction")
-    ap.add_argument("--iterations", type=int, default=32, help="Griffin-Lim iterations")
+    ap.add_argument("--iterations", type=int, default=None, help="Griffin-Lim iterations (default: convert-voice's)")
     ap.add_argument("--render", default="source-filter", help="convert-voice --render")
     ap.add_argument("--sharpen", type=float, default=None, help="convert_voice(sharpen=) (default: convert-voice's)")
     ap.add_argument("--level", default=None, help="convert_voice(level=): source | decoded (default: convert-voice's)")
@@ -272,6 +273,10 @@ def main() -> None:
     else:
         jobs, judge_files = plan(args.data, args.limit, sets)
     opts = dict(iterations=args.iterations, render=args.render, pitch=args.pitch)
+    if args.iterations is None:
+        from dsae_cli.voice import DEFAULT_ITERATIONS
+
+        opts["iterations"] = DEFAULT_ITERATIONS[args.render]
     if args.sharpen is not None:
         opts["sharpen"] = args.sharpen
     if args.level is not None:
@@ -282,13 +287,16 @@ def main() -> None:
         tmp = Path(tmp)
         convert_voice(model, jobs[0].source, jobs[0].targets, tmp / "warmup.wav", **opts)  # first-call costs
         log(f"converting {len(jobs)} clips ({args.render}, pitch {args.pitch}) ...")
+        recons: dict[Path, Path] = {}  # each source reconstructed once
         for i, j in enumerate(jobs):
             j.out = tmp / f"conv{i}.wav"
             res = convert_voice(model, j.source, j.targets, j.out, **opts)
             j.seconds, j.compute_s = res.seconds, res.compute_s
             if j.clean:
-                j.recon = tmp / f"recon{i}.wav"
-                convert_voice(model, j.source, [j.source], j.recon, **opts)
+                j.recon = recons.get(j.source) or tmp / f"recon{i}.wav"
+                if j.source not in recons:
+                    convert_voice(model, j.source, [j.source], j.recon, **opts)
+                    recons[j.source] = j.recon
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rtf = sum(j.seconds for j in jobs) / sum(j.compute_s for j in jobs)
 
@@ -340,7 +348,7 @@ def main() -> None:
         "model_id": getattr(model, "model_id", None),
         "render": args.render,
         "pitch": args.pitch,
-        "iterations": args.iterations,
+        "iterations": opts["iterations"],
         **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz")},
         "limit": args.limit,
         "sets": list(sets),

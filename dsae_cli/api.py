@@ -145,7 +145,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 8.0) -> Path:
 
 
 def convert_voice(
-    source: str | Path, to, output: str | Path, model: str | Path | None = None, iterations: int = 32, device: str = "auto",
+    source: str | Path, to, output: str | Path, model: str | Path | None = None, iterations: int | None = None, device: str = "auto",
     progress=None, render: str = "source-filter", pitch: str = "target",
 ):  # fmt: skip
     """``source``'s words in the voice of ``to`` (a file or a list of files), written to ``output``

@@ -159,6 +159,8 @@ class ConvertedSpectrogram:
 RENDERS = ("source-filter", "envelope")
 PITCHES = ("target", "source")
 LEVELS = ("source", "decoded")
+#: Griffin-Lim iterations by rendering: source-filter frames carry the excitation's phase, which needs none
+DEFAULT_ITERATIONS = {"source-filter": 0, "envelope": 32}
 
 
 def source_filter_excitation(
@@ -184,7 +186,7 @@ def convert_voice(
     source: str | Path,
     targets: list[str | Path],
     output: str | Path,
-    iterations: int = 32,
+    iterations: int | None = None,
     seed: int | None = None,
     spectrogram: str | Path | None = None,
     device: str = "cpu",
@@ -192,7 +194,7 @@ def convert_voice(
     chunk_frames: int = 3000,
     render: str = "source-filter",
     pitch: str = "target",
-    sharpen: float = 0.0,
+    sharpen: float = 0.6,
     level: str = "decoded",
     voiced_max_hz: float | None = None,
 ) -> ConversionResult:
@@ -202,10 +204,14 @@ def convert_voice(
     renders from zero initial phase (deterministic); an integer seeds a random initial phase.
 
     ``render`` "source-filter" (default) multiplies the decoded envelope by a harmonic excitation at
-    the converted F0 plus noise where the source is unvoiced, and starts Griffin-Lim from the
-    excitation's phase (``seed`` then seeds the noise); "envelope" renders the decoded envelope
-    alone. ``pitch`` "target" moves the source's F0 contour to the target's log-F0 mean and spread,
-    "source" keeps it (source-filter rendering only).
+    the converted F0 plus noise where the source is unvoiced, and takes the excitation's phase
+    (``seed`` then seeds the noise); "envelope" renders the decoded envelope alone. ``iterations``
+    of Griffin-Lim follow (default: 0 for source-filter, 32 for envelope). ``pitch`` "target" moves
+    the source's F0 contour to the target's log-F0 mean and spread, "source" keeps it.
+
+    Source-filter only: ``sharpen`` is the envelope's cepstral postfilter (:func:`excitation.lifter`);
+    ``level`` "decoded" keeps each frame's energy from the decoded envelope, "source" from the source
+    frame; ``voiced_max_hz`` stops the harmonics there, with noise above (None: no limit).
     """
     import time
 
@@ -216,6 +222,8 @@ def convert_voice(
         raise DsaeError("give at least one --to recording of the target voice")
     if render not in RENDERS:
         raise DsaeError(f"--render must be one of {', '.join(RENDERS)}, not {render!r}")
+    if iterations is None:
+        iterations = DEFAULT_ITERATIONS[render]
     if iterations < (0 if render == "source-filter" else 1):
         raise DsaeError("--iterations must be at least 1 with --render envelope (0 takes the excitation's phase as it is, source-filter only)")
     if pitch not in PITCHES:

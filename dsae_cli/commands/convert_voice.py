@@ -15,14 +15,14 @@ def convert_voice_command(
     to: List[Path] = typer.Option(..., "--to", help="Speech of the target voice (static f); repeat to pool several files."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .wav or .flac (default: SOURCE-to-TARGET.wav beside the source, never overwriting)."),
     spectrogram: Optional[Path] = typer.Option(None, "--spectrogram", help="Also write a PNG: source, target and converted spectrograms side by side (first 5 s)."),
-    iterations: int = typer.Option(32, "--iterations", min=0, max=1000, help="Griffin-Lim iterations (more: more consistent phase, slower; 0 with source-filter: the excitation's phase as it is)."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", min=0, max=1000, help="Griffin-Lim iterations after the first phase (default: 0 with source-filter, whose excitation gives the phase; 32 with envelope)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the noise excitation (source-filter) or of Griffin-Lim's random initial phase (envelope); default: deterministic."),
     render: str = typer.Option("source-filter", "--render", help="source-filter: the decoded envelope times harmonics at the converted pitch plus noise where unvoiced; envelope: the decoded envelope alone."),
     pitch: str = typer.Option("target", "--pitch", help="target: move the source's pitch contour to the target voice's pitch mean and spread; source: keep the source's pitch."),
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
 ) -> None:
-    """Convert the voice of SOURCE to the voice of the --to speaker(s), rendered with Griffin-Lim.
+    """Convert the voice of SOURCE to the voice of the --to speaker(s).
 
     By default the decoded spectral envelope is given harmonics at the source's pitch contour moved
     to the target's pitch range (--pitch), and noise where the source is unvoiced (--render).
