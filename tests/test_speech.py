@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from conftest import voice
 from dsae_cli.io import audio as A
 from dsae_cli.app import app
 from dsae_cli.errors import DsaeError
@@ -25,26 +26,6 @@ SPEAKERS = {"anna": (210.0, 1.15), "bert": (105.0, 0.88), "carl": (135.0, 1.0)} 
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def voice(f0: float, tract: float, seconds: float = 1.0, sr: int = SR, seed: int = 0, amp: float = 0.3) -> np.ndarray:
-    """A synthetic voice: harmonics of a vibrato pitch f0 shaped by two formants (scaled by the
-    speaker's tract length) that jump between five vowels every 150 ms, plus a little noise."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sr)
-    t = np.arange(n) / sr
-    vowels = np.array([[700, 1200], [300, 2300], [500, 900], [400, 1900], [600, 1700]], float) * tract
-    seq = rng.integers(0, len(vowels), int(seconds / 0.15) + 2)
-    formants = vowels[seq[np.minimum((t / 0.15).astype(int), len(seq) - 1)]]
-    pitch = f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / sr
-    y = np.zeros(n)
-    for h in range(1, int(min(4000, sr / 2 - 200) / f0)):
-        fh = h * pitch
-        gain = np.exp(-(((fh - formants[:, 0]) / 150) ** 2)) + 0.6 * np.exp(-(((fh - formants[:, 1]) / 200) ** 2)) + 0.05
-        y += gain * np.sin(h * phase) / np.sqrt(h)
-    y *= 0.6 + 0.4 * np.sin(2 * np.pi * 3 * t) ** 2
-    return (amp * y / np.abs(y).max() + 0.002 * rng.standard_normal(n)).astype(np.float32)
 
 
 def sine(freq: float, seconds: float, sr: int = SR, amp: float = 0.5) -> np.ndarray:

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from conftest import voice as synthetic_voice
 from dsae_cli.app import app
 from dsae_cli.io import audio as A
 from dsae_cli.io.excitation import Excitation, PitchMap, lifter, track_pitch
@@ -22,21 +23,8 @@ def invoke(*args):
 
 
 def voice(f0: float, tract: float, seconds: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Harmonics of a vibrato pitch shaped by two formants that jump between vowels (as in test_speech)."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
-    vowels = np.array([[700, 1200], [300, 2300], [500, 900], [400, 1900], [600, 1700]], float) * tract
-    seq = rng.integers(0, len(vowels), int(seconds / 0.15) + 2)
-    formants = vowels[seq[np.minimum((t / 0.15).astype(int), len(seq) - 1)]]
-    pitch = f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / SR
-    y = np.zeros(n)
-    for h in range(1, int(4000 / f0)):
-        fh = h * pitch
-        gain = np.exp(-(((fh - formants[:, 0]) / 150) ** 2)) + 0.6 * np.exp(-(((fh - formants[:, 1]) / 200) ** 2)) + 0.05
-        y += gain * np.sin(h * phase) / np.sqrt(h)
-    return (0.3 * y / np.abs(y).max() + 0.002 * rng.standard_normal(n)).astype(np.float32)
+    """The synthetic voice of test_speech, at a steady level."""
+    return synthetic_voice(f0, tract, seconds, SR, seed, tremolo=False)
 
 
 def pyin_median(y: np.ndarray) -> tuple[float, float]:
