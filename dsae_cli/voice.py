@@ -90,11 +90,22 @@ class SpeechCodec:
         """Normalised non-overlapping segments of an utterance, quiet ones left out."""
         return self.norm.apply(A.speech_segments(audio, self.spec))
 
-    def static_latent(self, audios: list[np.ndarray]) -> np.ndarray:
-        """The mean posterior mean of f over every (non-quiet) segment of all recordings."""
-        segs = [self.utterance_segments(a) for a in audios]
-        f, _ = self.encode(np.concatenate(segs))
-        return f.mean(axis=0)
+    def static_latent(self, audios: list[np.ndarray], chunk_s: float = 60.0) -> np.ndarray:
+        """The mean posterior mean of f over every (non-quiet) segment of all recordings, read
+        ``chunk_s`` seconds at a time, so a long recording costs no more memory than a short one."""
+        step = int(chunk_s * self.spec.sample_rate)
+        total, count = None, 0
+        for audio in audios:
+            for i in range(0, max(len(audio), 1), step):
+                segs = self.utterance_segments(audio[i : i + step])
+                if len(segs) == 0:
+                    continue
+                f, _ = self.encode(segs)
+                total = f.sum(axis=0) if total is None else total + f.sum(axis=0)
+                count += len(f)
+        if count == 0:
+            raise DsaeError("no speech found: every recording is shorter than one segment or silent")
+        return total / count
 
 
 def overlap_window(T: int) -> np.ndarray:
@@ -108,9 +119,10 @@ class ConvertedSpectrogram:
 
     def __init__(
         self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None, sharpen: float = 0.0,
-        level: str = "decoded",
+        level: str = "decoded", filter_phase: str = "zero",
     ):  # fmt: skip
         self.codec, self.source, self.f = codec, source, f_target
+        self.filter_phase = filter_phase  # source-filter: the envelope as a "zero"- or "minimum"-phase filter
         self.excitation = excitation  # an Excitation: source-filter rendering; None: the envelope alone
         self.sharpen = sharpen  # the source-filter envelope's cepstral postfilter (excitation.lifter)
         self.level = level  # source-filter: each frame's energy from the "source" frame or the "decoded" envelope
@@ -121,7 +133,18 @@ class ConvertedSpectrogram:
         self.window = overlap_window(self.T)
         self.picture = np.zeros((min(PICTURE_FRAMES, self.n_frames), spec.n_bins), np.float32)
 
-    def __call__(self, a: int, b: int) -> np.ndarray:
+    def _overlap_add(self, decoded: np.ndarray, use: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Decoded segments (normalised) as log-magnitude frames [lo, hi), averaged where they overlap."""
+        dec = self.codec.norm.invert(decoded)
+        acc = np.zeros((hi - lo, self.codec.spec.n_bins), np.float32)
+        wsum = np.zeros((hi - lo, 1), np.float32)
+        for s, seg in zip(use, dec):
+            acc[s - lo : s - lo + self.T] += self.window[:, None] * seg
+            wsum[s - lo : s - lo + self.T, 0] += self.window
+        return acc / wsum
+
+    def envelope(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """The converted log-magnitude frames [a, b) (before any excitation) and the source's own."""
         spec, T = self.codec.spec, self.T
         use = self.starts[(self.starts < b) & (self.starts + T > a)]
         lo, hi = int(use[0]), int(use[-1]) + T
@@ -129,24 +152,25 @@ class ConvertedSpectrogram:
         frames = self.codec.norm.apply(raw)
         segs = np.stack([frames[s - lo : s - lo + T] for s in use])
         _, z = self.codec.encode(segs)
-        dec = self.codec.norm.invert(self.codec.decode(self.f, z))
-        acc = np.zeros((hi - lo, spec.n_bins), np.float32)
-        wsum = np.zeros((hi - lo, 1), np.float32)
-        for s, seg in zip(use, dec):
-            acc[s - lo : s - lo + T] += self.window[:, None] * seg
-            wsum[s - lo : s - lo + T, 0] += self.window
-        log_mag = (acc / wsum)[a - lo : b - lo]
-        if self.excitation is not None:
-            from dsae_cli.io.excitation import lifter
+        raw = raw[a - lo : b - lo]
+        log_mag = self._overlap_add(self.codec.decode(self.f, z), use, lo, hi)[a - lo : b - lo]
+        return log_mag, raw
 
-            smooth = A.to_magnitude(lifter(log_mag, sample_rate=spec.sample_rate), spec)
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        spec = self.codec.spec
+        log_mag, raw = self.envelope(a, b)
+        if self.excitation is not None:
+            from dsae_cli.io.excitation import lifter, minimum_phase
+
+            base = lifter(log_mag, sample_rate=spec.sample_rate)
             if self.level == "source":
-                energy = (A.to_magnitude(raw[a - lo : b - lo], spec).astype(np.float64) ** 2).sum(-1)
+                energy = (A.to_magnitude(raw, spec).astype(np.float64) ** 2).sum(-1)
             else:
-                energy = (smooth.astype(np.float64) ** 2).sum(-1)
-            if self.sharpen:
-                smooth = A.to_magnitude(lifter(log_mag, sample_rate=spec.sample_rate, sharpen=self.sharpen), spec)
-            out = self.excitation.shape(smooth, a, b, energy)
+                energy = (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
+            env = lifter(log_mag, sample_rate=spec.sample_rate, sharpen=self.sharpen) if self.sharpen else base
+            phase = minimum_phase(env, spec.n_fft) if self.filter_phase == "minimum" else None
+            smooth = A.to_magnitude(env, spec)
+            out = self.excitation.shape(smooth, a, b, energy, phase)
             if a < len(self.picture):
                 n = min(b, len(self.picture)) - a
                 self.picture[a : a + n] = np.log(np.abs(out[:n]) + spec.log_floor)
@@ -159,6 +183,7 @@ class ConvertedSpectrogram:
 RENDERS = ("source-filter", "envelope")
 PITCHES = ("target", "source")
 LEVELS = ("source", "decoded")
+FILTER_PHASES = ("minimum", "zero")
 #: Griffin-Lim iterations by rendering: source-filter frames carry the excitation's phase, which needs none
 DEFAULT_ITERATIONS = {"source-filter": 0, "envelope": 32}
 
@@ -197,6 +222,7 @@ def convert_voice(
     sharpen: float = 0.6,
     level: str = "decoded",
     voiced_max_hz: float | None = None,
+    filter_phase: str = "zero",
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
 
@@ -211,7 +237,9 @@ def convert_voice(
 
     Source-filter only: ``sharpen`` is the envelope's cepstral postfilter (:func:`excitation.lifter`);
     ``level`` "decoded" keeps each frame's energy from the decoded envelope, "source" from the source
-    frame; ``voiced_max_hz`` stops the harmonics there, with noise above (None: no limit).
+    frame; ``voiced_max_hz`` stops the harmonics there, with noise above (None: no limit);
+    ``filter_phase`` "minimum" applies the envelope as a minimum-phase filter (the excitation's pulses
+    ring after each pulse, as through a vocal tract), "zero" as a zero-phase one.
     """
     import time
 
@@ -230,6 +258,8 @@ def convert_voice(
         raise DsaeError(f"--pitch must be one of {', '.join(PITCHES)}, not {pitch!r}")
     if level not in LEVELS:
         raise DsaeError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if filter_phase not in FILTER_PHASES:
+        raise DsaeError(f"filter_phase must be one of {', '.join(FILTER_PHASES)}, not {filter_phase!r}")
     inputs = (source, *targets)
     output = check_output_path(output, inputs=inputs, suffixes=tuple(A.WRITE_FORMATS))
     if spectrogram is not None:
@@ -240,7 +270,7 @@ def convert_voice(
     tgt = [A.read_audio(t, spec) for t in targets]
     f_target = codec.static_latent(tgt)
     excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
-    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level)
+    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
         for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):

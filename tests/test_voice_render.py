@@ -220,3 +220,48 @@ def test_source_level_keeps_the_sources_loudness_contour(model, clips, tmp_path)
     assert 0.5 < rms(out[2000:7000]) / rms(y[2000:7000]) < 2.0
     with pytest.raises(DsaeError, match="level"):
         convert_voice(model, tmp_path / "pause.wav", [clips / "low.wav"], tmp_path / "o.wav", level="loud")
+
+
+def test_static_latent_does_not_depend_on_reading_in_chunks(model, clips):
+    from dsae_cli.voice import SpeechCodec
+
+    codec = SpeechCodec.of(model)
+    s = A.read_audio(clips / "odd.wav", codec.spec)
+    whole = codec.static_latent([s])
+    segs = codec.utterance_segments(s)
+    f, _ = codec.encode(segs)
+    assert np.allclose(whole, f.mean(axis=0), atol=1e-5)
+
+
+def test_minimum_phase_of_a_known_filter():
+    """A minimum-phase FIR filter's phase is recovered from its magnitude alone, and a filter with
+    the same magnitude but a maximum-phase zero is not what comes back."""
+    from dsae_cli.io.excitation import minimum_phase
+
+    n_fft = 400
+    for h in ([1.0, -0.5], [1.0, 0.9, 0.2], [2.0, -1.2, 0.3, 0.1]):
+        H = np.fft.rfft(np.array(h), n=n_fft)
+        phase = minimum_phase(np.log(np.abs(H))[None], n_fft)[0]
+        assert np.abs(np.angle(np.exp(1j * (phase - np.angle(H))))).max() < 1e-6, h
+    H_max = np.fft.rfft(np.array([-0.5, 1.0]), n=n_fft)  # zero outside the unit circle
+    phase = minimum_phase(np.log(np.abs(H_max))[None], n_fft)[0]
+    assert np.abs(np.angle(np.exp(1j * (phase - np.angle(H_max))))).max() > 0.5
+
+
+def test_minimum_phase_rendering_keeps_length_and_spectrum(model, clips, tmp_path):
+    from dsae_cli.voice import convert_voice
+
+    src, tgt = clips / "high.wav", clips / "low.wav"
+    zero = convert_voice(model, src, [tgt], tmp_path / "z.wav", filter_phase="zero")
+    mini = convert_voice(model, src, [tgt], tmp_path / "m.wav", filter_phase="minimum")
+    yz, ym = sf.read(tmp_path / "z.wav", dtype="float32")[0], sf.read(tmp_path / "m.wav", dtype="float32")[0]
+    assert len(yz) == len(ym) == len(sf.read(src)[0]) and zero.clipped == mini.clipped == 0
+    assert np.abs(yz - ym).max() > 1e-3  # a different waveform ...
+    cfg = A.SpectrogramConfig()
+    lz, lm = A.log_spectrogram(yz, cfg).mean(0), A.log_spectrogram(ym, cfg).mean(0)
+    assert np.abs(lz - lm)[5:180].mean() < 0.25  # ... with about the same long-term spectrum
+    assert abs(np.log(pyin_median(ym)[0] / pyin_median(yz)[0])) < 0.05
+    from dsae_cli.errors import DsaeError
+
+    with pytest.raises(DsaeError, match="filter_phase"):
+        convert_voice(model, src, [tgt], tmp_path / "o.wav", filter_phase="linear")

@@ -179,6 +179,23 @@ def lifter(log_mag: np.ndarray, cutoff_s: float = 0.0025, sample_rate: int = 160
     return scipy.fft.idct(cep * w, type=2, axis=-1, norm="ortho").astype(np.float32)
 
 
+def minimum_phase(log_mag: np.ndarray, n_fft: int) -> np.ndarray:
+    """The phase (radians, ``(frames, n_fft // 2 + 1)``) of the minimum-phase filter whose
+    log-magnitude is ``log_mag``: the real cepstrum folded onto positive quefrencies (as in
+    cepstral and STRAIGHT / WORLD vocoders), so a pulse through the filter rings after it, as through
+    a vocal tract, instead of spreading symmetrically around it."""
+    cep = np.fft.irfft(log_mag.astype(np.float64), n=n_fft, axis=-1)
+    half = n_fft // 2
+    fold = np.zeros_like(cep)
+    fold[..., 0] = cep[..., 0]
+    fold[..., 1:half] = 2 * cep[..., 1:half]
+    if n_fft % 2 == 0:
+        fold[..., half] = cep[..., half]
+    else:
+        fold[..., half] = 2 * cep[..., half]
+    return np.fft.rfft(fold, axis=-1).imag
+
+
 class Excitation:
     """The excitation of a recording at a per-frame F0 and voicing, as STFT frames on demand.
 
@@ -264,14 +281,19 @@ class Excitation:
             spec = spec + ramp[:, None] * librosa.stft(self.signal(lo, hi, upper=True), **kw)
         return spec.T
 
-    def shape(self, envelope: np.ndarray, a: int, b: int, energy: np.ndarray | None = None) -> np.ndarray:
+    def shape(
+        self, envelope: np.ndarray, a: int, b: int, energy: np.ndarray | None = None, phase: np.ndarray | None = None
+    ) -> np.ndarray:  # fmt: skip
         """Complex frames [a, b): magnitude = ``envelope`` (magnitudes ``(b - a, n_bins)``) times the
         excitation's magnitude, scaled so each frame keeps the envelope's energy (or ``energy``, per
-        frame, where given); angle = the excitation's."""
+        frame, where given); angle = the excitation's, plus the filter's ``phase`` where given."""
         ex = self.frames(a, b)
         mag = np.abs(ex)
         shaped = envelope * mag
         if energy is None:
             energy = (envelope.astype(np.float64) ** 2).sum(-1)
         gain = np.sqrt(energy / np.maximum((shaped.astype(np.float64) ** 2).sum(-1), 1e-20))
-        return (ex * (envelope * gain[:, None])).astype(np.complex64)
+        out = ex * (envelope * gain[:, None])
+        if phase is not None:
+            out = out * np.exp(1j * phase)
+        return out.astype(np.complex64)
