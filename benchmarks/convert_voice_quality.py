@@ -242,6 +242,8 @@ def main() -> None:
     ap.add_argument("--level", default=None, help="convert_voice(level=): source | decoded (default: convert-voice's)")
     ap.add_argument("--voiced-max-hz", type=float, default=None, help="convert_voice(voiced_max_hz=); 0: no limit (default: convert-voice's)")
     ap.add_argument("--filter-phase", default=None, help="convert_voice(filter_phase=): minimum | zero (default: convert-voice's)")
+    ap.add_argument("--no-match-level", action="store_true", help="convert_voice(match_level=False)")
+    ap.add_argument("--no-keep-level", action="store_true", help="convert_voice(keep_level=False)")
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated sets to run (default: all)")
@@ -284,6 +286,10 @@ def main() -> None:
         opts["level"] = args.level
     if args.filter_phase is not None:
         opts["filter_phase"] = args.filter_phase
+    if args.no_match_level:
+        opts["match_level"] = False
+    if args.no_keep_level:
+        opts["keep_level"] = False
     if args.voiced_max_hz is not None:
         opts["voiced_max_hz"] = args.voiced_max_hz or None
     with tempfile.TemporaryDirectory() as tmp:
@@ -352,7 +358,7 @@ def main() -> None:
         "render": args.render,
         "pitch": args.pitch,
         "iterations": opts["iterations"],
-        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase")},
+        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase", "match_level", "keep_level")},
         "limit": args.limit,
         "sets": list(sets),
         "torch_threads": torch.get_num_threads(),

@@ -90,6 +90,38 @@ class SpeechCodec:
         """Normalised non-overlapping segments of an utterance, quiet ones left out."""
         return self.norm.apply(A.speech_segments(audio, self.spec))
 
+    def level_gain(self, audio: np.ndarray, seconds: float = 120.0) -> float:
+        """The gain that brings a recording to the level of the model's training speech: the mean
+        log-magnitude of its non-quiet frames (at most its first ``seconds``) matched to the training
+        frames' (the front end's normalisation mean). 1 when there is no speech to measure."""
+        spec = self.spec
+        segs = A.speech_segments(audio[: int(seconds * spec.sample_rate)], spec)
+        if len(segs) == 0:
+            return 1.0
+        mag = np.maximum(np.exp(segs.astype(np.float64)) - spec.log_floor, 0.0)
+        target, gain = float(self.norm.mean.astype(np.float64).mean()), 1.0
+        for _ in range(6):  # log(g |X| + floor) is not linear in log g near the floor: a few fixed-point steps
+            gain *= float(np.exp(target - np.log(gain * mag + spec.log_floor).mean()))
+            gain = float(np.clip(gain, 1e-3, 1e3))
+        return gain
+
+    def envelope_power_ratio(self, audio: np.ndarray, seconds: float = 120.0) -> float:
+        """Power of a recording's non-quiet frames (at most its first ``seconds``) over the power of
+        their smooth envelopes (:func:`excitation.lifter`). An envelope is a mean of log-magnitudes,
+        below the harmonic peaks that carry a voiced frame's power; rendering an envelope at its own
+        power therefore comes out quieter than the speech it was drawn from, by this ratio. 1 when
+        there is no speech to measure."""
+        from dsae_cli.io.excitation import lifter
+
+        spec = self.spec
+        segs = A.speech_segments(audio[: int(seconds * spec.sample_rate)], spec)
+        if len(segs) == 0:
+            return 1.0
+        frames = segs.reshape(-1, spec.n_bins)
+        power = (np.maximum(np.exp(frames.astype(np.float64)) - spec.log_floor, 0.0) ** 2).sum()
+        env = (A.to_magnitude(lifter(frames, sample_rate=spec.sample_rate), spec).astype(np.float64) ** 2).sum()
+        return float(power / env) if env > 0 else 1.0
+
     def static_latent(self, audios: list[np.ndarray], chunk_s: float = 60.0) -> np.ndarray:
         """The mean posterior mean of f over every (non-quiet) segment of all recordings, read
         ``chunk_s`` seconds at a time, so a long recording costs no more memory than a short one."""
@@ -119,9 +151,12 @@ class ConvertedSpectrogram:
 
     def __init__(
         self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None, sharpen: float = 0.0,
-        level: str = "decoded", filter_phase: str = "zero",
+        level: str = "decoded", filter_phase: str = "zero", gain: float = 1.0, power_ratio: float = 1.0,
     ):  # fmt: skip
         self.codec, self.source, self.f = codec, source, f_target
+        # the source is analysed at ``gain`` times its level, and the output returned to its own level
+        self.gain = gain
+        self.power_ratio = power_ratio  # level "decoded": each frame at its envelope's power times this
         self.filter_phase = filter_phase  # source-filter: the envelope as a "zero"- or "minimum"-phase filter
         self.excitation = excitation  # an Excitation: source-filter rendering; None: the envelope alone
         self.sharpen = sharpen  # the source-filter envelope's cepstral postfilter (excitation.lifter)
@@ -148,7 +183,8 @@ class ConvertedSpectrogram:
         spec, T = self.codec.spec, self.T
         use = self.starts[(self.starts < b) & (self.starts + T > a)]
         lo, hi = int(use[0]), int(use[-1]) + T
-        raw = A.log_spectrogram(self.source, spec, lo, hi)
+        mag = A.stft_magnitude(self.source, spec, lo, hi)
+        raw = np.log(mag * np.float32(self.gain) + spec.log_floor) if self.gain != 1.0 else np.log(mag + spec.log_floor)
         frames = self.codec.norm.apply(raw)
         segs = np.stack([frames[s - lo : s - lo + T] for s in use])
         _, z = self.codec.encode(segs)
@@ -166,15 +202,19 @@ class ConvertedSpectrogram:
             if self.level == "source":
                 energy = (A.to_magnitude(raw, spec).astype(np.float64) ** 2).sum(-1)
             else:
-                energy = (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
+                energy = self.power_ratio * (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
             env = lifter(log_mag, sample_rate=spec.sample_rate, sharpen=self.sharpen) if self.sharpen else base
             phase = minimum_phase(env, spec.n_fft) if self.filter_phase == "minimum" else None
             smooth = A.to_magnitude(env, spec)
             out = self.excitation.shape(smooth, a, b, energy, phase)
+            if self.gain != 1.0:
+                out = out * np.float32(1.0 / self.gain)
             if a < len(self.picture):
                 n = min(b, len(self.picture)) - a
                 self.picture[a : a + n] = np.log(np.abs(out[:n]) + spec.log_floor)
             return out
+        if self.gain != 1.0:
+            log_mag = log_mag - np.float32(np.log(self.gain))
         if a < len(self.picture):
             self.picture[a : min(b, len(self.picture))] = log_mag[: len(self.picture) - a]
         return A.to_magnitude(log_mag, spec)
@@ -223,6 +263,8 @@ def convert_voice(
     level: str = "decoded",
     voiced_max_hz: float | None = None,
     filter_phase: str = "zero",
+    match_level: bool = True,
+    keep_level: bool = True,
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
 
@@ -240,6 +282,13 @@ def convert_voice(
     frame; ``voiced_max_hz`` stops the harmonics there, with noise above (None: no limit);
     ``filter_phase`` "minimum" applies the envelope as a minimum-phase filter (the excitation's pulses
     ring after each pulse, as through a vocal tract), "zero" as a zero-phase one.
+
+    ``match_level`` analyses the source and each target recording at the level of the model's
+    training speech (:meth:`SpeechCodec.level_gain`), so a quiet or loud recording is read like the
+    speech the model learned from; the output is returned to the source's own level.
+    ``keep_level`` (source-filter, level "decoded") renders each frame at its envelope's power times
+    the source's ratio of speech power to envelope power (:meth:`SpeechCodec.envelope_power_ratio`),
+    so the output is about as loud as the source; without it, voiced speech comes out quieter.
     """
     import time
 
@@ -268,9 +317,11 @@ def convert_voice(
     spec = codec.spec
     src = A.read_audio(source, spec)
     tgt = [A.read_audio(t, spec) for t in targets]
-    f_target = codec.static_latent(tgt)
+    g_src = codec.level_gain(src) if match_level else 1.0
+    f_target = codec.static_latent([t * np.float32(codec.level_gain(t)) for t in tgt] if match_level else tgt)
     excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
-    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase)
+    ratio = codec.envelope_power_ratio(src) if keep_level and excitation is not None else 1.0
+    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, ratio)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
         for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):

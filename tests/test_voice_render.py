@@ -265,3 +265,35 @@ def test_minimum_phase_rendering_keeps_length_and_spectrum(model, clips, tmp_pat
 
     with pytest.raises(DsaeError, match="filter_phase"):
         convert_voice(model, src, [tgt], tmp_path / "o.wav", filter_phase="linear")
+
+
+def test_a_quieter_copy_converts_to_a_quieter_copy(model, clips, tmp_path):
+    """match_level: the source is read at the level of the training speech, so its own level only
+    scales the output."""
+    from dsae_cli.voice import SpeechCodec, convert_voice
+
+    y = sf.read(clips / "high.wav", dtype="float32")[0]
+    sf.write(tmp_path / "quiet.wav", y / 8, SR, subtype="FLOAT")
+    codec = SpeechCodec.of(model)
+    g, g_quiet = codec.level_gain(y), codec.level_gain(y / 8)
+    assert abs(g_quiet / g - 8) < 0.05
+    convert_voice(model, clips / "high.wav", [clips / "low.wav"], tmp_path / "a.wav")
+    convert_voice(model, tmp_path / "quiet.wav", [clips / "low.wav"], tmp_path / "b.wav")
+    a, b = sf.read(tmp_path / "a.wav", dtype="float32")[0], sf.read(tmp_path / "b.wav", dtype="float32")[0]
+    assert np.abs(a / 8 - b).max() < 2e-3 * np.abs(a).max()
+    # without it, the quiet copy is read as a different recording
+    convert_voice(model, tmp_path / "quiet.wav", [clips / "low.wav"], tmp_path / "c.wav", match_level=False)
+    c = sf.read(tmp_path / "c.wav", dtype="float32")[0]
+    assert np.abs(a / 8 - c).max() > 2e-2 * np.abs(a).max()
+
+
+def test_the_output_is_about_as_loud_as_the_source(model, clips, tmp_path):
+    from dsae_cli.voice import convert_voice
+
+    rms = lambda p: float(np.sqrt((sf.read(p, dtype="float32")[0].astype(np.float64) ** 2).mean()))  # noqa: E731
+    src = clips / "high.wav"
+    convert_voice(model, src, [src], tmp_path / "kept.wav")
+    convert_voice(model, src, [src], tmp_path / "env.wav", keep_level=False)
+    db = lambda p: 20 * np.log10(rms(p) / rms(src))  # noqa: E731
+    assert abs(db(tmp_path / "kept.wav")) < 4.0, db(tmp_path / "kept.wav")
+    assert db(tmp_path / "env.wav") < db(tmp_path / "kept.wav") - 3.0
