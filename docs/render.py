@@ -41,6 +41,14 @@ SOURCES = {
         "dsae train --recipe sprites --set model.f_mmd_weight=30000 --out runs/gen-c (60 min) && "
         "dsae evaluate sprites --model runs/gen-c/best --split val --json > docs/results/sprites-mmd30000-val.json"
     ),
+    "sprites-mmd100000-val": (
+        "dsae train --recipe sprites --set model.f_mmd_weight=100000 --out runs/gen-e (60 min) && "
+        "dsae evaluate sprites --model runs/gen-e/best --split val --json > docs/results/sprites-mmd100000-val.json"
+    ),
+    "sprites-cycle5-val": (
+        "runs/gen-c/1-elbo copied to runs/gen-d, its recipe.json's cycle stage set to cycle_weight 5, dsae train --resume runs/gen-d && "
+        "dsae evaluate sprites --model runs/gen-d/best --split val --json > docs/results/sprites-cycle5-val.json"
+    ),
     "shapes-val": (
         "dsae train --data shapes --out runs/clips-c (the default recipe for it, clips: 20 minutes) && "
         "dsae evaluate shapes --model runs/clips-c/best --split val --json > docs/results/shapes-val.json"
@@ -165,9 +173,10 @@ def choices_table(out: list[str]) -> None:
     rows = [(f"`sprites`: MMD weight {SHIPPED_MMD:,} (shipped)", "sprites-val")]
     rows += [
         (f"`sprites` with MMD weight {w:,}" + (" (other processes shared the cores)" if w == 1000 else ""), f"sprites-mmd{w}-val")
-        for w in (1000, 10000, 30000)
+        for w in (1000, 10000, 30000, 100000)
         if w != SHIPPED_MMD
     ]
+    rows.append(("`sprites` with the cycle stage at `cycle_weight` 5 (stage 1 of the shipped model's run)", "sprites-cycle5-val"))
     rows += [
         ("`sprites-fitted` (no MMD term, Gaussian prior over z, p(f) fitted after training)", "sprites-fitted-val"),
         ("`sprites-wide` (conv width 32)", "sprites-wide-val"),
