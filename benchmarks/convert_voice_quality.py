@@ -242,7 +242,7 @@ def main() -> None:
     ap.add_argument("--level", default=None, help="convert_voice(level=): source | decoded (default: convert-voice's)")
     ap.add_argument("--voiced-max-hz", type=float, default=None, help="convert_voice(voiced_max_hz=); 0: no limit (default: convert-voice's)")
     ap.add_argument("--filter-phase", default=None, help="convert_voice(filter_phase=): minimum | zero (default: convert-voice's)")
-    ap.add_argument("--no-match-level", action="store_true", help="convert_voice(match_level=False)")
+    ap.add_argument("--match-level", action="store_true", help="convert_voice(match_level=True)")
     ap.add_argument("--no-keep-level", action="store_true", help="convert_voice(keep_level=False)")
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
@@ -286,8 +286,8 @@ def main() -> None:
         opts["level"] = args.level
     if args.filter_phase is not None:
         opts["filter_phase"] = args.filter_phase
-    if args.no_match_level:
-        opts["match_level"] = False
+    if args.match_level:
+        opts["match_level"] = True
     if args.no_keep_level:
         opts["keep_level"] = False
     if args.voiced_max_hz is not None:

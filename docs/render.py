@@ -50,10 +50,10 @@ SOURCES = {
         "dsae evaluate sprites --model runs/gen-d/best --split val --json > docs/results/sprites-cycle5-val.json"
     ),
     "shapes-val": (
-        "dsae train --data shapes --out runs/clips-c (the default recipe for it, clips: 20 minutes) && "
-        "dsae evaluate shapes --model runs/clips-c/best --split val --json > docs/results/shapes-val.json"
+        "dsae train --data shapes --out runs/clips-d (the default recipe for it, clips: 20 minutes) && "
+        "dsae evaluate shapes --model runs/clips-d/best --split val --json > docs/results/shapes-val.json"
     ),
-    "shapes-test": "dsae evaluate shapes --model runs/clips-c/best --split test --json > docs/results/shapes-test.json",
+    "shapes-test": "dsae evaluate shapes --model runs/clips-d/best --split test --json > docs/results/shapes-test.json",
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
@@ -418,7 +418,7 @@ def headline() -> str:
     if shapes is not None:
         split, r = shapes
         rows.append(
-            f"| `clips` recipe on Moving shapes (20 min, `{r['model_id']}`) | swaps keep the content / the motion ({split}; the shape is not yet drawn) | "
+            f"| `clips` recipe on Moving shapes (20 min, `{r['model_id']}`) | swaps keep the content / the motion ({split}; the shape is the part not kept) | "
             f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --split {split}` |"
         )
     for label, name in (("TIMIT sample", "speech-timit"), ("test-other", "speech-test-other")):

@@ -262,8 +262,8 @@ def convert_voice(
     sharpen: float = 0.6,
     level: str = "decoded",
     voiced_max_hz: float | None = None,
-    filter_phase: str = "zero",
-    match_level: bool = True,
+    filter_phase: str = "minimum",
+    match_level: bool = False,
     keep_level: bool = True,
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
