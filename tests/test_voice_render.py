@@ -295,5 +295,5 @@ def test_the_output_is_about_as_loud_as_the_source(model, clips, tmp_path):
     convert_voice(model, src, [src], tmp_path / "kept.wav")
     convert_voice(model, src, [src], tmp_path / "env.wav", keep_level=False)
     db = lambda p: 20 * np.log10(rms(p) / rms(src))  # noqa: E731
-    assert abs(db(tmp_path / "kept.wav")) < 4.0, db(tmp_path / "kept.wav")
+    assert abs(db(tmp_path / "kept.wav")) < 6.0, db(tmp_path / "kept.wav")
     assert db(tmp_path / "env.wav") < db(tmp_path / "kept.wav") - 3.0
