@@ -435,7 +435,7 @@ def headline() -> str:
             f"| `speech`, convert-voice ({q['n_conversions']} conversions, unseen speakers, both ways) | voice moved (Resemblyzer) / pitch moved (pyin) / words kept (MCD) | "
             f"{100 * q['voice_moved']:.1f} % / {100 * q['pitch_moved']:.1f} % / {100 * q['words_kept']:.1f} % | {cmd} |",
             f"| `speech`, convert-voice | DNSMOS OVRL of converted / reconstructed / source speech | "
-            f"{q['dnsmos_converted']:.2f} / {q['dnsmos_reconstructed']:.2f} / {q['dnsmos_source']:.2f} | {cmd} |",
+            f"{q['dnsmos_converted']:.3f} / {q['dnsmos_reconstructed']:.3f} / {q['dnsmos_source']:.3f} | {cmd} |",
             f"| `speech`, convert-voice | voiced frames converted / source; real-time factor (short clips); peak memory | "
             f"{q['voiced_converted']:.1f} % / {q['voiced_source']:.1f} %; {q['rtf']:.1f}x; {q['peak_mb']:.0f} MB | {cmd} |",
         ]
