@@ -90,15 +90,20 @@ class SpeechCodec:
         """Normalised non-overlapping segments of an utterance, quiet ones left out."""
         return self.norm.apply(A.speech_segments(audio, self.spec))
 
+    def _speech_frames(self, audio: np.ndarray, seconds: float) -> np.ndarray:
+        """Log-magnitude frames ``(N, n_bins)`` of a recording's non-quiet segments, at most its first ``seconds``."""
+        segs = A.speech_segments(audio[: int(seconds * self.spec.sample_rate)], self.spec)
+        return segs.reshape(-1, self.spec.n_bins)
+
     def level_gain(self, audio: np.ndarray, seconds: float = 120.0) -> float:
         """The gain that brings a recording to the level of the model's training speech: the mean
         log-magnitude of its non-quiet frames (at most its first ``seconds``) matched to the training
         frames' (the front end's normalisation mean). 1 when there is no speech to measure."""
         spec = self.spec
-        segs = A.speech_segments(audio[: int(seconds * spec.sample_rate)], spec)
-        if len(segs) == 0:
+        frames = self._speech_frames(audio, seconds)
+        if len(frames) == 0:
             return 1.0
-        mag = np.maximum(np.exp(segs.astype(np.float64)) - spec.log_floor, 0.0)
+        mag = np.maximum(np.exp(frames.astype(np.float64)) - spec.log_floor, 0.0)
         target, gain = float(self.norm.mean.astype(np.float64).mean()), 1.0
         for _ in range(6):  # log(g |X| + floor) is not linear in log g near the floor: a few fixed-point steps
             gain *= float(np.exp(target - np.log(gain * mag + spec.log_floor).mean()))
@@ -114,11 +119,10 @@ class SpeechCodec:
         from dsae_cli.io.excitation import lifter
 
         spec = self.spec
-        segs = A.speech_segments(audio[: int(seconds * spec.sample_rate)], spec)
-        if len(segs) == 0:
+        frames = self._speech_frames(audio, seconds)
+        if len(frames) == 0:
             return 1.0
-        frames = segs.reshape(-1, spec.n_bins)
-        power = (np.maximum(np.exp(frames.astype(np.float64)) - spec.log_floor, 0.0) ** 2).sum()
+        power = (A.to_magnitude(frames, spec).astype(np.float64) ** 2).sum()
         env = (A.to_magnitude(lifter(frames, sample_rate=spec.sample_rate), spec).astype(np.float64) ** 2).sum()
         return float(power / env) if env > 0 else 1.0
 
@@ -196,14 +200,15 @@ class ConvertedSpectrogram:
         spec = self.codec.spec
         log_mag, raw = self.envelope(a, b)
         if self.excitation is not None:
-            from dsae_cli.io.excitation import lifter, minimum_phase
+            from dsae_cli.io.excitation import lifters, minimum_phase
 
-            base = lifter(log_mag, sample_rate=spec.sample_rate)
+            # the plain envelope sets each frame's power, the postfiltered one its shape
+            smooths = lifters(log_mag, (0.0, self.sharpen) if self.sharpen else (0.0,), sample_rate=spec.sample_rate)
+            base, env = smooths[0], smooths[-1]
             if self.level == "source":
                 energy = (A.to_magnitude(raw, spec).astype(np.float64) ** 2).sum(-1)
             else:
                 energy = self.power_ratio * (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
-            env = lifter(log_mag, sample_rate=spec.sample_rate, sharpen=self.sharpen) if self.sharpen else base
             phase = minimum_phase(env, spec.n_fft) if self.filter_phase == "minimum" else None
             smooth = A.to_magnitude(env, spec)
             out = self.excitation.shape(smooth, a, b, energy, phase)

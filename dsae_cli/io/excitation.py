@@ -167,6 +167,11 @@ def lifter(log_mag: np.ndarray, cutoff_s: float = 0.0025, sample_rate: int = 160
     ``sharpen`` > 0 is a cepstral postfilter (as in HMM and neural vocoders' formant emphasis): the
     coefficients from the second on, the envelope's peaks and valleys, are scaled by ``1 + sharpen``,
     undoing part of the smoothing a decoder trained on the mean adds; level and tilt are kept."""
+    return lifters(log_mag, (sharpen,), cutoff_s, sample_rate)[0]
+
+
+def lifters(log_mag: np.ndarray, sharpens: tuple[float, ...], cutoff_s: float = 0.0025, sample_rate: int = 16000) -> list[np.ndarray]:
+    """:func:`lifter` at each of ``sharpens``, from one cepstrum."""
     import scipy.fft
 
     n = log_mag.shape[-1]
@@ -174,9 +179,13 @@ def lifter(log_mag: np.ndarray, cutoff_s: float = 0.0025, sample_rate: int = 160
     q = np.arange(n)  # DCT index q = quefrency in samples
     cut = cutoff_s * sample_rate
     taper = np.clip((cut - q) / (0.25 * cut), 0.0, 1.0)
-    w = 0.5 - 0.5 * np.cos(np.pi * taper)
-    w[2:] *= 1.0 + sharpen
-    return scipy.fft.idct(cep * w, type=2, axis=-1, norm="ortho").astype(np.float32)
+    base = 0.5 - 0.5 * np.cos(np.pi * taper)
+    out = []
+    for sharpen in sharpens:
+        w = base.copy()
+        w[2:] *= 1.0 + sharpen
+        out.append(scipy.fft.idct(cep * w, type=2, axis=-1, norm="ortho").astype(np.float32))
+    return out
 
 
 def minimum_phase(log_mag: np.ndarray, n_fft: int) -> np.ndarray:
