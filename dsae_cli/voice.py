@@ -90,17 +90,12 @@ class SpeechCodec:
         """Normalised non-overlapping segments of an utterance, quiet ones left out."""
         return self.norm.apply(A.speech_segments(audio, self.spec))
 
-    def _speech_frames(self, audio: np.ndarray, seconds: float) -> np.ndarray:
-        """Log-magnitude frames ``(N, n_bins)`` of a recording's non-quiet segments, at most its first ``seconds``."""
-        segs = A.speech_segments(audio[: int(seconds * self.spec.sample_rate)], self.spec)
-        return segs.reshape(-1, self.spec.n_bins)
-
     def level_gain(self, audio: np.ndarray, seconds: float = 120.0) -> float:
         """The gain that brings a recording to the level of the model's training speech: the mean
         log-magnitude of its non-quiet frames (at most its first ``seconds``) matched to the training
         frames' (the front end's normalisation mean). 1 when there is no speech to measure."""
         spec = self.spec
-        frames = self._speech_frames(audio, seconds)
+        frames = A.speech_segments(audio[: int(seconds * spec.sample_rate)], spec).reshape(-1, spec.n_bins)
         if len(frames) == 0:
             return 1.0
         mag = np.maximum(np.exp(frames.astype(np.float64)) - spec.log_floor, 0.0)
@@ -110,21 +105,25 @@ class SpeechCodec:
             gain = float(np.clip(gain, 1e-3, 1e3))
         return gain
 
-    def envelope_power_ratio(self, audio: np.ndarray, seconds: float = 120.0) -> float:
-        """Power of a recording's non-quiet frames (at most its first ``seconds``) over the power of
-        their smooth envelopes (:func:`excitation.lifter`). An envelope is a mean of log-magnitudes,
-        below the harmonic peaks that carry a voiced frame's power; rendering an envelope at its own
-        power therefore comes out quieter than the speech it was drawn from, by this ratio. 1 when
-        there is no speech to measure."""
+    def level_map(self, audio: np.ndarray, f: np.ndarray, seconds: float = 120.0) -> tuple[np.ndarray, np.ndarray]:
+        """Percentiles 1..99 of the frame log-powers of ``audio``'s decoding with ``f`` (its smooth
+        envelopes) and of ``audio``'s own frames, over its first ``seconds``, silences included: with
+        :func:`map_levels`, a frame rendered at its mapped envelope power follows the recording's own
+        levels. An envelope lies below the harmonic peaks that carry a voiced frame's power, and a
+        decoder draws silence louder and speech softer than they were; the map undoes both."""
         from dsae_cli.io.excitation import lifter
 
-        spec = self.spec
-        frames = self._speech_frames(audio, seconds)
-        if len(frames) == 0:
-            return 1.0
-        power = (A.to_magnitude(frames, spec).astype(np.float64) ** 2).sum()
-        env = (A.to_magnitude(lifter(frames, sample_rate=spec.sample_rate), spec).astype(np.float64) ** 2).sum()
-        return float(power / env) if env > 0 else 1.0
+        spec, T = self.spec, self.spec.seq_len
+        n = min(spec.n_frames(len(audio)), int(seconds * spec.sample_rate) // spec.hop_length) // T * T
+        if n == 0:
+            return np.zeros(1), np.zeros(1)
+        mag = A.stft_magnitude(audio, spec, 0, n)
+        p_src = np.log((mag.astype(np.float64) ** 2).sum(-1) + 1e-20)
+        _, z = self.encode(self.norm.apply(np.log(mag + spec.log_floor).reshape(-1, T, spec.n_bins)))
+        dec = lifter(self.norm.invert(self.decode(f, z)).reshape(-1, spec.n_bins), sample_rate=spec.sample_rate)
+        p_dec = np.log((A.to_magnitude(dec, spec).astype(np.float64) ** 2).sum(-1) + 1e-20)
+        q = np.arange(1, 100)
+        return np.percentile(p_dec, q), np.percentile(p_src, q)
 
     def static_latent(self, audios: list[np.ndarray], chunk_s: float = 60.0) -> np.ndarray:
         """The mean posterior mean of f over every (non-quiet) segment of all recordings, read
@@ -144,6 +143,14 @@ class SpeechCodec:
         return total / count
 
 
+def map_levels(p: np.ndarray, from_q: np.ndarray, to_q: np.ndarray) -> np.ndarray:
+    """Log-powers ``p`` mapped piecewise-linearly from quantiles ``from_q`` to ``to_q`` (both
+    increasing), with slope 1 beyond the ends; a single pair is a constant offset."""
+    if len(from_q) < 2:
+        return p + (to_q[0] - from_q[0])
+    return np.interp(p, from_q, to_q) + np.minimum(p - from_q[0], 0.0) + np.maximum(p - from_q[-1], 0.0)
+
+
 def overlap_window(T: int) -> np.ndarray:
     """Positive weights that rise and fall over a segment, for averaging overlapping decodings."""
     return np.sin(np.pi * (np.arange(T) + 0.5) / T).astype(np.float32)
@@ -155,12 +162,15 @@ class ConvertedSpectrogram:
 
     def __init__(
         self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None, sharpen: float = 0.0,
-        level: str = "decoded", filter_phase: str = "zero", gain: float = 1.0, power_ratio: float = 1.0,
+        level: str = "decoded", filter_phase: str = "zero", gain: float = 1.0,
+        level_map: tuple[np.ndarray, np.ndarray] | None = None,
     ):  # fmt: skip
         self.codec, self.source, self.f = codec, source, f_target
         # the source is analysed at ``gain`` times its level, and the output returned to its own level
         self.gain = gain
-        self.power_ratio = power_ratio  # level "decoded": each frame at its envelope's power times this
+        # level "decoded": each frame's log-power mapped from its envelope's by these quantiles
+        # (SpeechCodec.level_map); None: the envelope's own power
+        self.level_map = level_map
         self.filter_phase = filter_phase  # source-filter: the envelope as a "zero"- or "minimum"-phase filter
         self.excitation = excitation  # an Excitation: source-filter rendering; None: the envelope alone
         self.sharpen = sharpen  # the source-filter envelope's cepstral postfilter (excitation.lifter)
@@ -208,7 +218,9 @@ class ConvertedSpectrogram:
             if self.level == "source":
                 energy = (A.to_magnitude(raw, spec).astype(np.float64) ** 2).sum(-1)
             else:
-                energy = self.power_ratio * (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
+                energy = (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
+                if self.level_map is not None:
+                    energy = np.exp(map_levels(np.log(energy + 1e-20), *self.level_map))
             phase = minimum_phase(env, spec.n_fft) if self.filter_phase == "minimum" else None
             smooth = A.to_magnitude(env, spec)
             out = self.excitation.shape(smooth, a, b, energy, phase)
@@ -291,9 +303,9 @@ def convert_voice(
     ``match_level`` analyses the source and each target recording at the level of the model's
     training speech (:meth:`SpeechCodec.level_gain`), so a quiet or loud recording is read like the
     speech the model learned from; the output is returned to the source's own level.
-    ``keep_level`` (source-filter, level "decoded") renders each frame at its envelope's power times
-    the source's ratio of speech power to envelope power (:meth:`SpeechCodec.envelope_power_ratio`),
-    so the output is about as loud as the source; without it, voiced speech comes out quieter.
+    ``keep_level`` (source-filter, level "decoded") renders each frame at its envelope's power mapped
+    so that the frames' levels follow the source's (:meth:`SpeechCodec.level_map`): speech as loud as
+    the source's and pauses as quiet; without it, speech comes out several dB quieter and pauses louder.
     """
     import time
 
@@ -325,8 +337,8 @@ def convert_voice(
     g_src = codec.level_gain(src) if match_level else 1.0
     f_target = codec.static_latent([t * np.float32(codec.level_gain(t)) for t in tgt] if match_level else tgt)
     excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
-    ratio = codec.envelope_power_ratio(src) if keep_level and excitation is not None else 1.0
-    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, ratio)
+    level_map = codec.level_map(src * np.float32(g_src), f_target) if keep_level and excitation is not None else None
+    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, level_map)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
         for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):

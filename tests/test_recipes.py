@@ -62,11 +62,11 @@ def test_the_sprites_recipe_is_the_embedded_models():
 
 def test_set_overrides_fields_and_names_the_nearest_key_for_a_typo():
     recipe = load_recipe("sprites")
-    out = apply_overrides(recipe, ["model.beta_z=16", "train.lr=5e-4", "train.2.minutes=5", "train.2.model.cycle_weight=0.5"])
+    out = apply_overrides(recipe, ["model.beta_z=16", "train.lr=5e-4", "train.2.minutes=5", "train.2.model.cycle_weight=0.5", "train.2.model.f_mmd_weight=1e5"])
     assert out.model["beta_z"] == 16.0 and isinstance(out.model["beta_z"], float)
     assert [s["lr"] for s in out.stages] == [5e-4, 5e-4]
     assert [s["minutes"] for s in out.stages] == [40, 5.0]
-    assert out.stages[1]["model"]["cycle_weight"] == 0.5
+    assert out.stages[1]["model"]["cycle_weight"] == 0.5 and out.stages[1]["model"]["f_mmd_weight"] == 1e5
     assert recipe.model.get("beta_z") is None and recipe.stages[0]["lr"] == 1e-3  # the loaded recipe is untouched
     assert apply_overrides(recipe, ["model.likelihood=gaussian", "train.fit_f_prior=false"]).stages[0]["fit_f_prior"] is False
     with pytest.raises(DsaeError, match=r"did you mean model\.beta_z\?"):

@@ -287,13 +287,37 @@ def test_a_quieter_copy_converts_to_a_quieter_copy(model, clips, tmp_path):
     assert np.abs(a / 8 - c).max() > 2e-2 * np.abs(a).max()
 
 
-def test_the_output_is_about_as_loud_as_the_source(model, clips, tmp_path):
+def test_the_output_follows_the_sources_levels(model, clips, tmp_path):
+    """keep_level: speech comes out as loud as the source's and a pause as quiet, converted to the
+    source's own voice or to another; without it, speech is quieter and the pause louder."""
     from dsae_cli.voice import convert_voice
 
-    rms = lambda p: float(np.sqrt((sf.read(p, dtype="float32")[0].astype(np.float64) ** 2).mean()))  # noqa: E731
-    src = clips / "high.wav"
-    convert_voice(model, src, [src], tmp_path / "kept.wav")
-    convert_voice(model, src, [src], tmp_path / "env.wav", keep_level=False)
-    db = lambda p: 20 * np.log10(rms(p) / rms(src))  # noqa: E731
-    assert abs(db(tmp_path / "kept.wav")) < 6.0, db(tmp_path / "kept.wav")
-    assert db(tmp_path / "env.wav") < db(tmp_path / "kept.wav") - 3.0
+    rng = np.random.default_rng(0)
+    y = sf.read(clips / "high.wav", dtype="float32")[0]
+    pause = (1e-3 * rng.standard_normal(SR // 2)).astype(np.float32)
+    sf.write(tmp_path / "src.wav", np.concatenate([y, pause, y]), SR, subtype="FLOAT")
+
+    def levels(p):  # dB of 25 ms frames: the loud speech (90th percentile) and the pause (median of its frames)
+        x = sf.read(p, dtype="float64")[0]
+        db = 10 * np.log10((x[: len(x) // 400 * 400].reshape(-1, 400) ** 2).mean(1) + 1e-12)
+        mid = slice((len(y) + 2000) // 400, (len(y) + SR // 2 - 2000) // 400)
+        return np.percentile(db, 90), np.median(db[mid])
+
+    speech, quiet = levels(tmp_path / "src.wav")
+    for to in (tmp_path / "src.wav", clips / "low.wav"):
+        convert_voice(model, tmp_path / "src.wav", [to], tmp_path / "kept.wav")
+        s, q = levels(tmp_path / "kept.wav")
+        assert abs(s - speech) < 1.5 and q < quiet + 3.0, (to.name, s - speech, q - quiet)
+    convert_voice(model, tmp_path / "src.wav", [tmp_path / "src.wav"], tmp_path / "env.wav", keep_level=False)
+    s_env, _ = levels(tmp_path / "env.wav")
+    assert s_env < speech - 2.0
+
+
+def test_map_levels_is_monotone_and_extends_with_slope_one():
+    from dsae_cli.voice import map_levels
+
+    frm, to = np.array([0.0, 1.0, 2.0]), np.array([-1.0, 1.0, 5.0])
+    p = np.array([-2.0, 0.0, 0.5, 2.0, 4.0])
+    assert np.allclose(map_levels(p, frm, to), [-3.0, -1.0, 0.0, 5.0, 7.0])
+    assert np.allclose(map_levels(p, np.zeros(1), np.full(1, 2.0)), p + 2.0)
+
