@@ -177,7 +177,6 @@ def sprites_tables(out: list[str]) -> None:
 SHIPPED_MMD = 30000
 
 
-
 def cycle_mmd_lines(test: dict | None, mmd170: dict | None, mmd170t: dict | None) -> list[str]:
     """Why the cycle stage's larger MMD weights did not ship (when their result files are there)."""
     if test is None or mmd170 is None or mmd170t is None:
@@ -193,6 +192,7 @@ def cycle_mmd_lines(test: dict | None, mmd170: dict | None, mmd170t: dict | None
         "a choice informed by the test split. The validation split (450 sequences) is too small to tell these",
         "swap figures apart.",
     ]
+
 
 def choices_table(out: list[str]) -> None:
     rows = [(f"`sprites`: MMD weight {SHIPPED_MMD:,} (shipped)", "sprites-val")]
