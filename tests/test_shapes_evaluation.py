@@ -143,6 +143,24 @@ def test_evaluate_benchmark_on_shapes(tiny_shapes, shapes_result):
     assert evaluate_sprites is evaluate_benchmark
 
 
+def test_swap_rounds_extend_the_first_set_of_pairs(tiny_shapes, shapes_result):
+    """Several sets of swap pairs: the figures are their mean and std, and the first set alone is the
+    single-round result."""
+    from dsae_cli.checkpoint import load_model
+    from dsae_cli.evaluate.metrics import SWAP_SEED, swap_pairs
+
+    data = tiny_shapes[2]
+    r = evaluate_benchmark(load_model(tiny_shapes[0]), load_judge(tiny_shapes[1]), data, repeats=1, batch_size=32, swap_rounds=3)
+    assert r["swap_rounds"] == 3 and shapes_result["swap_rounds"] == 1
+    assert np.asarray(r["confusion"]["swap"]["shape"]).sum() == 3 * 64
+    assert shapes_result["swap"]["all"]["std"] == 0.0
+    assert all(in_unit(v) for v in r["swap"].values())
+    ids, action = data.labels["content_id"], data.labels["action"]
+    assert not np.array_equal(swap_pairs(ids, action, seed=SWAP_SEED), swap_pairs(ids, action, seed=SWAP_SEED + 1))
+    first = evaluate_benchmark(load_model(tiny_shapes[0]), load_judge(tiny_shapes[1]), data, repeats=1, batch_size=32)
+    assert first["swap"] == shapes_result["swap"]  # the swap test draws nothing: the same pairs, the same figures
+
+
 def test_a_judge_of_another_benchmark_is_refused(tiny_shapes):
     from dsae_cli.checkpoint import load_model
     from dsae_cli.data.sprites import sprites_split

@@ -63,6 +63,26 @@ def test_tracker_finds_the_pitch_and_the_silence():
     assert abs(np.exp(mean) / 150 - 1) < 0.03 and spread < 0.1
 
 
+def test_tracker_follows_a_glide_through_noisy_frames_without_octave_jumps():
+    """A pulse train gliding 120 -> 180 Hz, with a stretch where noise as loud as the pulses covers it:
+    the Viterbi path keeps to the contour (no octave jumps, within 3%) and blocks agree with the whole."""
+    cfg = A.SpectrogramConfig()
+    n = 2 * SR
+    f = np.linspace(120.0, 180.0, n)
+    phase = np.cumsum(f / SR)
+    y = (np.diff(np.floor(phase), prepend=0.0) > 0).astype(np.float32)
+    y = np.convolve(y, np.exp(-np.arange(80) / 15.0), mode="same").astype(np.float32)  # a formant-ish ring
+    noisy = slice(int(0.8 * SR), int(1.1 * SR))
+    y[noisy] += np.random.default_rng(0).standard_normal(noisy.stop - noisy.start).astype(np.float32) * y.std()
+    p = track_pitch(y, cfg)
+    truth = np.interp(np.arange(len(p.f0)) * cfg.hop_length, np.arange(n), f)
+    inner = slice(5, len(p.f0) - 5)
+    assert p.voiced[inner].mean() > 0.95
+    assert np.abs(np.log2(p.f0[inner] / truth[inner])).max() < np.log2(1.03)
+    q = track_pitch(y, cfg, block=37)
+    assert np.allclose(q.f0, p.f0) and np.array_equal(q.voicing, p.voicing)
+
+
 def test_excitation_has_peaks_at_multiples_of_f0():
     cfg = A.SpectrogramConfig()
     n = 100

@@ -27,6 +27,7 @@ def sprites_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the prior samples (the swap pairs are fixed)."),
     split: str = typer.Option("test", "--split", help="test: the 296 test characters (report figures once) | val: the 50 training characters that `dsae train` holds out with its default seed and split (choose on these)."),
     device: str = DeviceOption,
+    swap_rounds: int = typer.Option(1, "--swap-rounds", min=1, help="Sets of swap pairs (each sequence with a new partner in each); the swap figures are their mean and std. More sets tell close models apart on a small split."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
 ) -> None:
     """Score a video model on the Sprites test (2664 sequences) or validation (450) split with the judge classifier.
@@ -36,7 +37,7 @@ def sprites_command(
     (f kept, z_1:T resampled), swap accuracy on fixed pairs, and the DSAE paper's disagreement /
     KL-recon / KL-random table. Example: dsae evaluate sprites --model runs/sprites --json
     """
-    _evaluate("sprites", model, judge, repeats, json_out, plots, batch_size, seed, split, device, limit)
+    _evaluate("sprites", model, judge, repeats, json_out, plots, batch_size, seed, split, device, limit, swap_rounds)
 
 
 @app.command("shapes")
@@ -50,6 +51,7 @@ def shapes_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the prior samples (the swap pairs are fixed)."),
     split: str = typer.Option("test", "--split", help="test: the 43 test contents (report figures once) | val: the 9 training contents that `dsae train` holds out with its default seed and split (choose on these)."),
     device: str = DeviceOption,
+    swap_rounds: int = typer.Option(1, "--swap-rounds", min=1, help="Sets of swap pairs (each sequence with a new partner in each); the swap figures are their mean and std. More sets tell close models apart on a small split."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, hidden=True, help="Only the first N test sequences (tests)."),
 ) -> None:
     """Score a video model on the Moving shapes test (1376 sequences) or validation (288) split with a shapes judge.
@@ -60,10 +62,10 @@ def shapes_command(
     z_1:T from the learned prior), the action test and the DSAE paper's table. Sequences have the
     model's frame count. Example: dsae evaluate shapes --model runs/shapes/best --judge runs/shapes-judge --split val --json
     """
-    _evaluate("shapes", model, judge, repeats, json_out, plots, batch_size, seed, split, device, limit)
+    _evaluate("shapes", model, judge, repeats, json_out, plots, batch_size, seed, split, device, limit, swap_rounds)
 
 
-def _evaluate(benchmark, model, judge, repeats, json_out, plots, batch_size, seed, split, device, limit) -> None:
+def _evaluate(benchmark, model, judge, repeats, json_out, plots, batch_size, seed, split, device, limit, swap_rounds=1) -> None:
     """The body of ``dsae evaluate sprites`` and ``dsae evaluate shapes``."""
     from dsae_cli.errors import DsaeError, cli_errors
 
@@ -97,7 +99,9 @@ def _evaluate(benchmark, model, judge, repeats, json_out, plots, batch_size, see
         # Sprites has 8 frames a sequence; Moving shapes is drawn at the model's length
         data = bench.split(split, limit, frames=None if benchmark == "sprites" else net.config.seq_len)
         with (nullcontext(None) if json_out and not sys.stderr.isatty() else progress_bar("evaluate")) as progress:
-            result = evaluate_benchmark(net, jdg, data, repeats=repeats, batch_size=batch_size, seed=seed, device=dev, progress=progress)
+            result = evaluate_benchmark(
+                net, jdg, data, repeats=repeats, batch_size=batch_size, seed=seed, device=dev, progress=progress, swap_rounds=swap_rounds
+            )
         if plots is not None:
             written = report.trajectory_plots(net, jdg, plots, seed=seed, device=dev, benchmark=benchmark)
             print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)

@@ -30,7 +30,8 @@ encoded once to the posterior means (f, z_1:T); then
   Moving shapes, the same figures for its heads).
 
 Each figure is the mean and (population) standard deviation over ``repeats`` passes with fresh
-prior samples; the swap, reconstruction and real-data figures use no sampling, so their std is 0.
+prior samples; the reconstruction and real-data figures use no sampling, so their std is 0, and
+the swap figures' std is over ``swap_rounds`` sets of pairs (0 for the default single set).
 Rates (accuracy, disagreement) are fractions in [0, 1]; the Markdown report prints them as %.
 The whole split is used (Sprites test: 2664 sequences, nothing dropped; the C-DSVAE code drops the
 last incomplete batch of 128 and so scores 2560).
@@ -48,7 +49,7 @@ import numpy as np
 from dsae_cli.errors import DsaeError
 from dsae_cli.evaluate.benchmarks import GROUP_LABELS, benchmark_of, group_labels
 from dsae_cli.evaluate.metrics import (
-    conditional_entropy, marginal_entropy, accuracy, confusion, generation_scores, joint_accuracy, mean_std, paper_table_scores, summarise, swap_pairs,
+    conditional_entropy, marginal_entropy, accuracy, confusion, generation_scores, joint_accuracy, mean_std, paper_table_scores, summarise, swap_pairs, SWAP_SEED,
 )  # fmt: skip
 
 
@@ -108,10 +109,15 @@ def _cat(store: dict) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in store.items()}
 
 
-def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 256, seed: int = 0, device: str = "cpu", progress=None) -> dict:
+def evaluate_benchmark(
+    model, judge, data, repeats: int = 3, batch_size: int = 256, seed: int = 0, device: str = "cpu", progress=None, swap_rounds: int = 1,
+) -> dict:  # fmt: skip
     """Every figure of the judged evaluation for ``model`` judged by ``judge`` on ``data`` (a split
     of Sprites or Moving shapes: SequenceData labelled with the judge's heads and a content id). All
     model and judge calls are batched; nothing is written.
+
+    ``swap_rounds``: the swap test on this many sets of pairs (each sequence with a new partner in
+    each; the first set is the one a single round uses), its figures the mean and std over the sets.
 
     ``progress(done, total)`` is called after each batch of work. Returns the JSON-ready dict that
     ``dsae evaluate sprites --json`` (or ``shapes``) prints. Reproducible for a given seed and batch size.
@@ -127,7 +133,7 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
     start = time.perf_counter()
     n, T = len(data), data.x.shape[1]
     batches = [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    total, done = len(batches) * (2 + repeats), 0
+    total, done = len(batches) * (1 + swap_rounds + repeats), 0
 
     def tick():
         nonlocal done
@@ -149,13 +155,18 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
         p_data = _cat(p_data)
 
         # reconstructions and swaps need no sampling: once
-        partner = torch.from_numpy(swap_pairs(group_labels(data), labels["action"])).to(f.device)
-        p_recon, p_swap = {}, {}
-        for sl in batches:
-            _append(p_recon, judge.probabilities(model.decode(f[sl], z[sl])))
-            _append(p_swap, judge.probabilities(model.decode(f[sl], z[partner[sl]])))
-            tick()
-        p_recon, p_swap = _cat(p_recon), _cat(p_swap)
+        partners = [swap_pairs(group_labels(data), labels["action"], seed=SWAP_SEED + r) for r in range(swap_rounds)]
+        p_recon, p_swaps = {}, []
+        for r, pairs in enumerate(partners):
+            partner = torch.from_numpy(pairs).to(f.device)
+            p_swap = {}
+            for sl in batches:
+                if r == 0:
+                    _append(p_recon, judge.probabilities(model.decode(f[sl], z[sl])))
+                _append(p_swap, judge.probabilities(model.decode(f[sl], z[partner[sl]])))
+                tick()
+            p_swaps.append(_cat(p_swap))
+        p_recon = _cat(p_recon)
 
         rows = []
         gen = torch.Generator(device=f.device)
@@ -179,10 +190,12 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
 
         motion = motion_samples(model, judge, f, T, generator=gen, batch_size=batch_size)
 
-    partner_np = partner.cpu().numpy()
-    swap = {a: accuracy(p_swap[a], labels[a]) for a in attributes}
-    swap["all"] = joint_accuracy(p_swap, labels, attributes)
-    swap["action"] = accuracy(p_swap["action"], labels["action"][partner_np])
+    swaps = []
+    for p_swap, pairs in zip(p_swaps, partners):
+        swap = {a: accuracy(p_swap[a], labels[a]) for a in attributes}
+        swap["all"] = joint_accuracy(p_swap, labels, attributes)
+        swap["action"] = accuracy(p_swap["action"], labels["action"][pairs])
+        swaps.append(swap)
     summary = summarise(rows)
     result = {
         "split": data.source.split(":")[-1],
@@ -190,13 +203,13 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
         "action_fitted": summary.get("action_fitted"),
         "static_acc": summary["static_acc"],
         "motion_samples": motion,
-        "swap": {k: mean_std([v]) for k, v in swap.items()},
+        "swap": {k: mean_std([sw[k] for sw in swaps]) for k in swaps[0]},
         "paper_table": summary["paper_table"],
         "judge_acc_data": {h: mean_std([accuracy(p_data[h], labels[h])]) for h in labels},
         "recon_acc": {h: mean_std([accuracy(p_recon[h], labels[h])]) for h in labels},
         # where swaps and reconstructions lose the look: [true][judged] counts per attribute
         "confusion": {
-            "swap": {a: confusion(p_swap[a], labels[a]) for a in attributes},
+            "swap": {a: np.sum([confusion(p[a], labels[a]) for p in p_swaps], axis=0).tolist() for a in attributes},
             "recon": {a: confusion(p_recon[a], labels[a]) for a in attributes},
         },
         "benchmark": bench.name if bench else None,
@@ -204,6 +217,7 @@ def evaluate_benchmark(model, judge, data, repeats: int = 3, batch_size: int = 2
         "judge_id": getattr(judge, "judge_id", None),
         "f_prior": model.config.f_prior,
         "repeats": int(repeats),
+        "swap_rounds": int(swap_rounds),
         "n_test": int(n),
         "seed": int(seed),
         "elapsed_s": round(time.perf_counter() - start, 1),

@@ -2,11 +2,10 @@
 (harmonics at the converted F0, noise where the source is unvoiced) that multiplies the smooth
 spectral envelope the speech DSAE decodes.
 
-- :func:`track_pitch` is a YIN tracker (de Cheveigne & Kawahara, 2002) vectorised over frames: the
-  frame's F0, its aperiodicity (the cumulative-mean-normalised difference at the chosen lag) and a
-  voicing probability from aperiodicity and level. Frames are those of the model's spectrogram
-  (centred on ``j * hop``), computed in bounded blocks, so a long file costs one cheap pass and a
-  small per-frame array.
+- :func:`track_pitch` is a YIN tracker (de Cheveigne & Kawahara, 2002) vectorised over frames, its
+  candidates joined by a Viterbi path as in pYIN: F0 and voicing per frame. Frames are those of the
+  model's spectrogram (centred on ``j * hop``), computed in bounded blocks, so a long file costs one
+  cheap pass and small per-frame arrays.
 - :class:`PitchMap` moves log-F0 to a target's mean and spread (robust log-F0 statistics of voiced
   frames: median and median absolute deviation).
 - :class:`Excitation` synthesises the excitation signal of any frame range from global sample
@@ -60,12 +59,17 @@ def _frames(audio: np.ndarray, centres: np.ndarray, length: int) -> np.ndarray:
     return seg[idx]
 
 
-def _yin_block(frames: np.ndarray, sr: int, window: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """F0 and aperiodicity of frames (n, window + tau_max)."""
-    tau_min, tau_max = int(sr / F0_MAX), int(np.ceil(sr / F0_MIN))
-    n, length = frames.shape
+CANDIDATES = 5  # F0 candidates per frame: the deepest dips of YIN's difference function
+
+
+def _yin_candidates(frames: np.ndarray, sr: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """F0 candidates of frames ``(n, window + tau_max)`` and their aperiodicity, ``(n, CANDIDATES)``
+    each: the deepest local minima of YIN's cumulative-mean-normalised difference, refined by a
+    parabola; missing candidates have aperiodicity inf."""
     import scipy.fft
 
+    tau_min, tau_max = int(sr / F0_MAX), int(np.ceil(sr / F0_MIN))
+    n, length = frames.shape
     nfft = scipy.fft.next_fast_len(length, real=True)  # j + t < length: the circular correlation does not wrap
     x = frames.astype(np.float64)
     spec_a = scipy.fft.rfft(x[:, :window], nfft)
@@ -82,57 +86,72 @@ def _yin_block(frames: np.ndarray, sr: int, window: int, threshold: float) -> tu
     c = cmnd[:, tau_min : tau_max + 1]
     local_min = np.zeros_like(c, bool)
     local_min[:, 1:-1] = (c[:, 1:-1] <= c[:, :-2]) & (c[:, 1:-1] < c[:, 2:])
-    dips = local_min & (c < threshold)
-    first = np.where(dips.any(axis=1), dips.argmax(axis=1), c.argmin(axis=1))
-    rows = np.arange(n)
-    i = np.clip(first, 1, c.shape[1] - 2)
+    dips = np.where(local_min, c, np.inf)
+    order = np.argsort(dips, axis=1)[:, :CANDIDATES]
+    rows = np.arange(n)[:, None]
+    found = np.isfinite(dips[rows, order])
+    i = np.clip(order, 1, c.shape[1] - 2)
     a, b, cc = c[rows, i - 1], c[rows, i], c[rows, i + 1]
     den = a - 2 * b + cc
-    shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - cc) / np.where(np.abs(den) > 1e-12, den, 1.0), 0.0)
-    tau = tau_min + i + np.clip(shift, -1, 1)
-    return sr / tau, c[rows, first]
+    curved = np.abs(den) > 1e-12
+    shift = np.clip(np.where(curved, 0.5 * (a - cc) / np.where(curved, den, 1.0), 0.0), -1, 1)
+    depth = np.clip(np.where(curved, b - 0.25 * (a - cc) * shift, b), 0.0, 1.0)
+    return sr / (tau_min + i + shift), np.where(found, depth, np.inf)
 
 
 def track_pitch(
-    audio: np.ndarray, cfg: SpectrogramConfig, block: int = 500, threshold: float = 0.15, aperiodic: float = 0.4
-) -> Pitch:
-    """Pitch of every spectrogram frame of ``audio`` (``cfg.n_frames(len(audio))`` frames).
+    audio: np.ndarray, cfg: SpectrogramConfig, block: int = 500, unvoiced: float = 0.6, jump: float = 2.0, switch: float = 0.5
+) -> Pitch:  # fmt: skip
+    """Pitch of every spectrogram frame of ``audio`` (``cfg.n_frames(len(audio))`` frames), as
+    probabilistic YIN (pYIN, Mauch & Dixon 2014) does it, with costs in place of probabilities.
 
-    Voicing probability: high where the YIN aperiodicity is low (periodic) and the frame is within
-    50 dB of the recording's loud frames; smoothed over 5 frames. F0 is median-filtered over 5 frames,
-    folded by an octave where it strays more than 0.75 octave from the recording's median, and
-    interpolated across unvoiced frames.
+    Each frame offers F0 candidates (:func:`_yin_candidates`, over 25 ms centred on the frame) at a
+    cost of their aperiodicity, and "unvoiced" at a cost of ``unvoiced`` (0 where the frame is more
+    than 50 dB below the recording's loud frames, where no candidate is allowed). The cheapest path
+    through the frames (Viterbi) pays ``jump`` per octave between consecutive voiced frames and
+    ``switch`` for each change between voiced and unvoiced: so F0 follows a continuous contour
+    through weakly periodic frames instead of jumping to an octave or a noise dip, and short gaps
+    are bridged. F0 is interpolated across unvoiced frames; voicing is 1 or 0.
     """
-    from scipy.ndimage import median_filter
-
     sr, hop = cfg.sample_rate, cfg.hop_length
     window = int(round(0.025 * sr))
-    length = window + int(np.ceil(sr / F0_MIN)) + 1
+    tau_max = int(np.ceil(sr / F0_MIN))
+    length = window + tau_max + 1
     total = cfg.n_frames(len(audio))
-    f0 = np.empty(total)
-    ap = np.empty(total)
+    freq = np.empty((total, CANDIDATES))
+    cost = np.empty((total, CANDIDATES))
     level = np.empty(total)
     for a in range(0, total, block):
         centres = np.arange(a, min(a + block, total)) * hop
-        fr = _frames(audio, centres, length)
-        f0[a : a + len(centres)], ap[a : a + len(centres)] = _yin_block(fr, sr, window, threshold)
-        level[a : a + len(centres)] = 10 * np.log10((fr[:, :window].astype(np.float64) ** 2).mean(axis=1) + 1e-12)
-    loud = np.percentile(level, 95)
-    periodic = np.clip(0.5 + (aperiodic - ap) / 0.25, 0.0, 1.0)  # 0.5 at aperiodicity ``aperiodic``
-    gate = np.clip((level - (loud - 50.0)) / 10.0, 0.0, 1.0)
-    voicing = median_filter(periodic * gate, size=5, mode="nearest").astype(np.float32)
-    voiced = voicing > VOICED
+        # the stretch compared with its shifted self is centred on the frame for a middle lag
+        fr = _frames(audio, centres + (length // 2 - (window + tau_max // 2) // 2), length)
+        freq[a : a + len(centres)], cost[a : a + len(centres)] = _yin_candidates(fr, sr, window)
+        mid = _frames(audio, centres, window).astype(np.float64)
+        level[a : a + len(centres)] = 10 * np.log10((mid**2).mean(axis=1) + 1e-12)
+    gate = np.clip((level - (np.percentile(level, 95) - 50.0)) / 10.0, 0.0, 1.0)
+    emit = np.concatenate([np.where(gate[:, None] > 0, cost + (1 - gate[:, None]), np.inf), (unvoiced * gate)[:, None]], axis=1)
+    octave = np.log2(np.where(np.isfinite(cost), freq, 1.0))
+    K = CANDIDATES
+    step = np.zeros((K + 1, K + 1))
+    step[:K, K] = step[K, :K] = switch
+    back = np.zeros((total, K + 1), np.int32)
+    acc = emit[0].copy()
+    for t in range(1, total):
+        step[:K, :K] = jump * np.abs(octave[t - 1][:, None] - octave[t][None, :])
+        via = acc[:, None] + step
+        back[t] = np.argmin(via, axis=0)
+        acc = via[back[t], np.arange(K + 1)] + emit[t]
+    path = np.empty(total, np.int64)
+    path[-1] = int(np.argmin(acc))
+    for t in range(total - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    voiced = path < K
     if voiced.sum() >= 2:
         idx = np.flatnonzero(voiced)
-        smooth = median_filter(f0, size=5, mode="nearest")
-        # octave errors: a voiced frame more than 0.75 octave from the recording's median is folded back
-        ref = np.median(np.log2(smooth[idx]))
-        dev = np.log2(smooth) - ref
-        smooth = smooth * np.where(dev > 0.75, 0.5, np.where(dev < -0.75, 2.0, 1.0))
-        f0 = np.interp(np.arange(total), idx, smooth[idx])
+        f0 = np.interp(np.arange(total), idx, freq[idx, path[idx]])
     else:
         f0 = np.full(total, 120.0)
-    return Pitch(f0, voicing)
+    return Pitch(f0, voiced.astype(np.float32))
 
 
 def pooled_log_stats(pitches: list[Pitch]) -> tuple[float, float] | None:
