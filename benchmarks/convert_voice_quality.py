@@ -244,6 +244,7 @@ def main() -> None:
     ap.add_argument("--filter-phase", default=None, help="convert_voice(filter_phase=): minimum | zero (default: convert-voice's)")
     ap.add_argument("--match-level", action="store_true", help="convert_voice(match_level=True)")
     ap.add_argument("--no-keep-level", action="store_true", help="convert_voice(keep_level=False)")
+    ap.add_argument("--match-spectrum", type=float, default=None, help="convert_voice(match_spectrum=) (default: convert-voice's)")
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated sets to run (default: all)")
@@ -290,6 +291,8 @@ def main() -> None:
         opts["match_level"] = True
     if args.no_keep_level:
         opts["keep_level"] = False
+    if args.match_spectrum is not None:
+        opts["match_spectrum"] = args.match_spectrum
     if args.voiced_max_hz is not None:
         opts["voiced_max_hz"] = args.voiced_max_hz or None
     with tempfile.TemporaryDirectory() as tmp:
@@ -358,7 +361,7 @@ def main() -> None:
         "render": args.render,
         "pitch": args.pitch,
         "iterations": opts["iterations"],
-        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase", "match_level", "keep_level")},
+        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase", "match_level", "keep_level", "match_spectrum")},
         "limit": args.limit,
         "sets": list(sets),
         "torch_threads": torch.get_num_threads(),

@@ -125,6 +125,29 @@ class SpeechCodec:
         q = np.arange(1, 100)
         return np.percentile(p_dec, q), np.percentile(p_src, q)
 
+    def spectrum_offset(self, audios: list[np.ndarray], f: np.ndarray, seconds: float = 120.0) -> np.ndarray:
+        """How the recordings' smooth log-spectrum differs, on average over their speech frames, from
+        their own decoding with ``f`` (n_bins,): what of the voice's long-term spectrum the decoder
+        does not draw. Both sides are smoothed alike (:func:`excitation.lifter`); speech frames are those
+        within 30 dB of the recording's loud ones; at most ``seconds`` of each recording are read."""
+        from dsae_cli.io.excitation import lifter
+
+        spec, T = self.spec, self.spec.seq_len
+        total, count = np.zeros(spec.n_bins), 0
+        for audio in audios:
+            n = min(spec.n_frames(len(audio)), int(seconds * spec.sample_rate) // spec.hop_length) // T * T
+            if n == 0:
+                continue
+            raw = np.log(A.stft_magnitude(audio, spec, 0, n) + spec.log_floor)
+            _, z = self.encode(self.norm.apply(raw.reshape(-1, T, spec.n_bins)))
+            dec = self.norm.invert(self.decode(f, z)).reshape(-1, spec.n_bins)
+            raw, dec = lifter(raw, sample_rate=spec.sample_rate), lifter(dec, sample_rate=spec.sample_rate)
+            power = np.log((A.to_magnitude(raw, spec).astype(np.float64) ** 2).sum(-1) + 1e-20)
+            speech = power > np.percentile(power, 95) - 30 * np.log(10) / 10
+            total += (raw[speech] - dec[speech]).astype(np.float64).sum(0)
+            count += int(speech.sum())
+        return (total / max(count, 1)).astype(np.float32)
+
     def static_latent(self, audios: list[np.ndarray], chunk_s: float = 60.0) -> np.ndarray:
         """The mean posterior mean of f over every (non-quiet) segment of all recordings, read
         ``chunk_s`` seconds at a time, so a long recording costs no more memory than a short one."""
@@ -163,9 +186,10 @@ class ConvertedSpectrogram:
     def __init__(
         self, codec: SpeechCodec, source: np.ndarray, f_target: np.ndarray, excitation=None, sharpen: float = 0.0,
         level: str = "decoded", filter_phase: str = "zero", gain: float = 1.0,
-        level_map: tuple[np.ndarray, np.ndarray] | None = None,
+        level_map: tuple[np.ndarray, np.ndarray] | None = None, offset: np.ndarray | None = None,
     ):  # fmt: skip
         self.codec, self.source, self.f = codec, source, f_target
+        self.offset = offset  # source-filter: added to the envelope's shape (log-magnitude per bin), not its power
         # the source is analysed at ``gain`` times its level, and the output returned to its own level
         self.gain = gain
         # level "decoded": each frame's log-power mapped from its envelope's by these quantiles
@@ -221,6 +245,8 @@ class ConvertedSpectrogram:
                 energy = (A.to_magnitude(base, spec).astype(np.float64) ** 2).sum(-1)
                 if self.level_map is not None:
                     energy = np.exp(map_levels(np.log(energy + 1e-20), *self.level_map))
+            if self.offset is not None:
+                env = env + self.offset
             phase = minimum_phase(env, spec.n_fft) if self.filter_phase == "minimum" else None
             smooth = A.to_magnitude(env, spec)
             out = self.excitation.shape(smooth, a, b, energy, phase)
@@ -282,6 +308,7 @@ def convert_voice(
     filter_phase: str = "minimum",
     match_level: bool = False,
     keep_level: bool = True,
+    match_spectrum: float = 1.0,
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
 
@@ -306,6 +333,9 @@ def convert_voice(
     ``keep_level`` (source-filter, level "decoded") renders each frame at its envelope's power mapped
     so that the frames' levels follow the source's (:meth:`SpeechCodec.level_map`): speech as loud as
     the source's and pauses as quiet; without it, speech comes out several dB quieter and pauses louder.
+    ``match_spectrum`` (source-filter) adds that many times :meth:`SpeechCodec.spectrum_offset` of the
+    target recordings to the converted envelope's shape: the part of the target voice's long-term
+    spectrum that its own decoding misses (0: the decoded envelope alone).
     """
     import time
 
@@ -338,7 +368,10 @@ def convert_voice(
     f_target = codec.static_latent([t * np.float32(codec.level_gain(t)) for t in tgt] if match_level else tgt)
     excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
     level_map = codec.level_map(src * np.float32(g_src), f_target) if keep_level and excitation is not None else None
-    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, level_map)
+    offset = None
+    if match_spectrum and excitation is not None:
+        offset = np.float32(match_spectrum) * codec.spectrum_offset([t * np.float32(codec.level_gain(t)) if match_level else t for t in tgt], f_target)
+    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, level_map, offset)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
         for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):
