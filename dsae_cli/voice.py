@@ -105,6 +105,17 @@ class SpeechCodec:
             gain = float(np.clip(gain, 1e-3, 1e3))
         return gain
 
+    def _own_decoding(self, audio: np.ndarray, f: np.ndarray, seconds: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole segments in the first ``seconds`` of ``audio``: their STFT magnitudes and their
+        decoding with ``f`` (log-magnitude frames), ``(frames, n_bins)`` each; None for less than a segment."""
+        spec, T = self.spec, self.spec.seq_len
+        n = min(spec.n_frames(len(audio)), int(seconds * spec.sample_rate) // spec.hop_length) // T * T
+        if n == 0:
+            return None
+        mag = A.stft_magnitude(audio, spec, 0, n)
+        _, z = self.encode(self.norm.apply(np.log(mag + spec.log_floor).reshape(-1, T, spec.n_bins)))
+        return mag, self.norm.invert(self.decode(f, z)).reshape(-1, spec.n_bins)
+
     def level_map(self, audio: np.ndarray, f: np.ndarray, seconds: float = 120.0) -> tuple[np.ndarray, np.ndarray]:
         """Percentiles 1..99 of the frame log-powers of ``audio``'s decoding with ``f`` (its smooth
         envelopes) and of ``audio``'s own frames, over its first ``seconds``, silences included: with
@@ -113,14 +124,13 @@ class SpeechCodec:
         decoder draws silence louder and speech softer than they were; the map undoes both."""
         from dsae_cli.io.excitation import lifter
 
-        spec, T = self.spec, self.spec.seq_len
-        n = min(spec.n_frames(len(audio)), int(seconds * spec.sample_rate) // spec.hop_length) // T * T
-        if n == 0:
+        spec = self.spec
+        own = self._own_decoding(audio, f, seconds)
+        if own is None:
             return np.zeros(1), np.zeros(1)
-        mag = A.stft_magnitude(audio, spec, 0, n)
+        mag, dec = own
         p_src = np.log((mag.astype(np.float64) ** 2).sum(-1) + 1e-20)
-        _, z = self.encode(self.norm.apply(np.log(mag + spec.log_floor).reshape(-1, T, spec.n_bins)))
-        dec = lifter(self.norm.invert(self.decode(f, z)).reshape(-1, spec.n_bins), sample_rate=spec.sample_rate)
+        dec = lifter(dec, sample_rate=spec.sample_rate)
         p_dec = np.log((A.to_magnitude(dec, spec).astype(np.float64) ** 2).sum(-1) + 1e-20)
         q = np.arange(1, 100)
         return np.percentile(p_dec, q), np.percentile(p_src, q)
@@ -132,16 +142,15 @@ class SpeechCodec:
         within 30 dB of the recording's loud ones; at most ``seconds`` of each recording are read."""
         from dsae_cli.io.excitation import lifter
 
-        spec, T = self.spec, self.spec.seq_len
+        spec = self.spec
         total, count = np.zeros(spec.n_bins), 0
         for audio in audios:
-            n = min(spec.n_frames(len(audio)), int(seconds * spec.sample_rate) // spec.hop_length) // T * T
-            if n == 0:
+            own = self._own_decoding(audio, f, seconds)
+            if own is None:
                 continue
-            raw = np.log(A.stft_magnitude(audio, spec, 0, n) + spec.log_floor)
-            _, z = self.encode(self.norm.apply(raw.reshape(-1, T, spec.n_bins)))
-            dec = self.norm.invert(self.decode(f, z)).reshape(-1, spec.n_bins)
-            raw, dec = lifter(raw, sample_rate=spec.sample_rate), lifter(dec, sample_rate=spec.sample_rate)
+            mag, dec = own
+            raw = lifter(np.log(mag + spec.log_floor), sample_rate=spec.sample_rate)
+            dec = lifter(dec, sample_rate=spec.sample_rate)
             power = np.log((A.to_magnitude(raw, spec).astype(np.float64) ** 2).sum(-1) + 1e-20)
             speech = power > np.percentile(power, 95) - 30 * np.log(10) / 10
             total += (raw[speech] - dec[speech]).astype(np.float64).sum(0)
@@ -365,12 +374,13 @@ def convert_voice(
     src = A.read_audio(source, spec)
     tgt = [A.read_audio(t, spec) for t in targets]
     g_src = codec.level_gain(src) if match_level else 1.0
-    f_target = codec.static_latent([t * np.float32(codec.level_gain(t)) for t in tgt] if match_level else tgt)
+    tgt_read = [t * np.float32(codec.level_gain(t)) for t in tgt] if match_level else tgt  # as the model reads them
+    f_target = codec.static_latent(tgt_read)
     excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
     level_map = codec.level_map(src * np.float32(g_src), f_target) if keep_level and excitation is not None else None
     offset = None
     if match_spectrum and excitation is not None:
-        offset = np.float32(match_spectrum) * codec.spectrum_offset([t * np.float32(codec.level_gain(t)) if match_level else t for t in tgt], f_target)
+        offset = np.float32(match_spectrum) * codec.spectrum_offset(tgt_read, f_target)
     converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, level_map, offset)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
