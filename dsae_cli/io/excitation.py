@@ -136,11 +136,12 @@ def track_pitch(
     step[:K, K] = step[K, :K] = switch
     back = np.zeros((total, K + 1), np.int32)
     acc = emit[0].copy()
+    states = np.arange(K + 1)
     for t in range(1, total):
         step[:K, :K] = jump * np.abs(octave[t - 1][:, None] - octave[t][None, :])
         via = acc[:, None] + step
         back[t] = np.argmin(via, axis=0)
-        acc = via[back[t], np.arange(K + 1)] + emit[t]
+        acc = via[back[t], states] + emit[t]
     path = np.empty(total, np.int64)
     path[-1] = int(np.argmin(acc))
     for t in range(total - 1, 0, -1):
