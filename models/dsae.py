@@ -168,28 +168,32 @@ class DSAE(nn.Module):
         mask = ((x - median).abs().amax(dim=2, keepdim=True) / self.MOVING_LEVEL).clamp(max=1.0)
         return mask.expand_as(x)
 
-    def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    def dynamic_features(self, x: torch.Tensor, feats: torch.Tensor, moving: torch.Tensor | None = None) -> torch.Tensor:
         """Per-frame features for q(z): the shared ones, or z's own encoder on reduced frames."""
         cfg = self.config
         if not cfg.z_reduced_view:
             return feats
-        g = self.silhouette(x) if cfg.z_silhouette else self.moving(x) if cfg.z_moving else x
+        if cfg.z_moving:
+            g = self.moving(x) if moving is None else moving
+        else:
+            g = self.silhouette(x) if cfg.z_silhouette else x
         B, T = g.shape[:2]
         g = g.reshape(B * T, *g.shape[2:])
         if cfg.z_input_size and cfg.z_input_size < cfg.frame_size:
             g = F.avg_pool2d(g, cfg.frame_size // cfg.z_input_size)
         return self.dynamic_frame_encoder(g).view(B, T, -1)
 
-    def encode(self, x: torch.Tensor, sample: bool = False) -> Posterior:
+    def encode(self, x: torch.Tensor, sample: bool = False, moving: torch.Tensor | None = None) -> Posterior:
         """Posterior of f and z_1:T for a batch of sequences x (B, T, *frame_shape).
 
         With ``sample=False`` the returned f and z are the posterior means (the full posterior
         is then conditioned on the mean of f); with ``sample=True`` they are reparameterised samples.
+        ``moving``: :meth:`moving` of x where the caller has it already (z_moving).
         """
         feats = self.frame_features(x)
         f_mean, f_logvar = self.encode_static(feats)
         f = reparameterize(f_mean, f_logvar) if sample else f_mean
-        z_mean, z_logvar = self.encode_dynamic(self.dynamic_features(x, feats), f)
+        z_mean, z_logvar = self.encode_dynamic(self.dynamic_features(x, feats, moving), f)
         if self.deterministic:  # one sample per sequence, repeated over T
             z = (reparameterize(z_mean[:, :1], z_logvar[:, :1]) if sample else z_mean[:, :1]).expand_as(z_mean)
         else:
@@ -400,12 +404,14 @@ class DSAE(nn.Module):
         cfg = self.config
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
-        post = self.encode(x, sample=True)
+        moving = None
+        if (cfg.moving_weight > 0 and self.training) or cfg.z_moving:
+            moving = self.moving(x.detach())  # once for z's encoder and the loss: x is data here
+        post = self.encode(x, sample=True, moving=moving)
         z_dec = torch.zeros_like(post.z) if hide_z else post.z  # what the decoder reads for z_1:T
         params = self.decode_params(post.f, z_dec)
         if cfg.moving_weight > 0 and self.training:
-            with torch.no_grad():
-                emphasis = self.moving(x)[:, :, :1]
+            emphasis = moving[:, :, :1]
             recon, moving_recon = (v.mean() for v in reconstruction_nll(cfg, params, x, emphasis))
         else:
             recon, moving_recon = self.reconstruction_nll(params, x).mean(), None
