@@ -78,6 +78,15 @@ class DSAEConfig:
     #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
     decoder_f_layout: bool = False  # video, with decoder_film: f also enters the decoder's first linear layer, so it
     #   can lay out a still background's pattern (stripes, a room) and not only colour it; z still places the figure
+    decoder_object: bool = False  # video, Gaussian or Bernoulli: the decoder draws the background from f alone
+    #   and the figure from [z_t, f] on a canvas of its own (half-width object_scale) that z_t and f place in
+    #   the frame and lay over the background by an opacity the canvas also draws; the outline is learned once
+    #   for every position. Replaces decoder_film and decoder_f_layout
+    object_scale: float = 0.5  # decoder_object: the canvas's half-width as a share of the frame's;
+    #   f_object_view: the window's
+    f_object_view: bool = False  # video: f's encoder also sees, in every frame, a window of half-width
+    #   object_scale that follows what moves (the centroid of z_moving's mask; the centre where nothing moves),
+    #   through an encoder of its own whose features are added to the frame's
     z_conv_width: int = 0  # video, with z's own frame encoder (z_silhouette or z_input_size): the channels of
     #   its first conv layer; 0 = conv_width. A narrow z encoder can read pose but little of a figure's shape
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
@@ -142,6 +151,14 @@ class DSAEConfig:
             raise ValueError("z_silhouette and z_moving are two views of z; choose one")
         if self.decoder_f_layout and not self.decoder_film:
             raise ValueError("decoder_f_layout needs decoder_film (without FiLM, f enters the linear layer anyway)")
+        if self.decoder_object and (self.modality != "video" or self.likelihood == "mixture"):
+            raise ValueError("decoder_object needs a video model with a gaussian or bernoulli likelihood")
+        if self.decoder_object and self.decoder_film:
+            raise ValueError("decoder_object has a decoder of its own; leave decoder_film off")
+        if self.f_object_view and self.modality != "video":
+            raise ValueError("f_object_view applies to video models only")
+        if not 0 < self.object_scale <= 1:
+            raise ValueError("object_scale must be in (0, 1]")
         if self.moving_weight < 0:
             raise ValueError("moving_weight must not be negative")
         if self.moving_weight and self.modality != "video":

@@ -89,6 +89,9 @@ class DSAE(nn.Module):
         if cfg.z_reduced_view:
             size = cfg.z_input_size or cfg.frame_size
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.z_conv_width or cfg.conv_width, cfg.feature_dim)
+        # f's encoder also sees a window that follows what moves (video only, as the config checks)
+        if cfg.f_object_view:
+            self.object_frame_encoder = ConvFrameEncoder(cfg.channels, self.object_window_size, cfg.conv_width, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
         self.static_head = GaussianHead(2 * H, cfg.f_dim)
@@ -116,10 +119,44 @@ class DSAE(nn.Module):
             self.prior_head = GaussianHead(H, cfg.z_dim)
 
     # ----------------------------------------------------------------------------- encoding
-    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, *frame_shape) -> (B, T, feature_dim), all frames in one encoder call."""
+    def frame_features(self, x: torch.Tensor, moving: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, *frame_shape) -> (B, T, feature_dim), all frames in one encoder call; with
+        ``f_object_view`` plus the features of :meth:`object_window` (``moving``: :meth:`moving` of x
+        where the caller has it)."""
         B, T = x.shape[:2]
-        return self.frame_encoder(x.reshape(B * T, *x.shape[2:])).view(B, T, -1)
+        feats = self.frame_encoder(x.reshape(B * T, *x.shape[2:])).view(B, T, -1)
+        if self.config.f_object_view:
+            window = self.object_window(x, self.moving(x) if moving is None else moving)
+            feats = feats + self.object_frame_encoder(window.reshape(B * T, *window.shape[2:])).view(B, T, -1)
+        return feats
+
+    @property
+    def object_window_size(self) -> int:
+        """The side of :meth:`object_window`'s frames: half the frame's, and at least 16 pixels."""
+        return max(16, self.config.frame_size // 2)
+
+    def object_window(self, x: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """For each frame, the window of half-width ``object_scale`` (a share of the frame's) centred on
+        the centroid of what moves (``moving``, as :meth:`moving` gives it); on a frame where nothing
+        moves, the frame's centre. (B, T, C, S, S) with S = :attr:`object_window_size`."""
+        B, T, C, H, W = x.shape
+        w = moving[:, :, 0].reshape(B * T, H, W).detach()
+        w = w + 1e-3 / (H * W)  # where nothing moves, the centroid of an even weight: the centre
+        ys = torch.linspace(-1 + 1 / H, 1 - 1 / H, H, device=x.device, dtype=w.dtype)
+        xs = torch.linspace(-1 + 1 / W, 1 - 1 / W, W, device=x.device, dtype=w.dtype)
+        total = w.sum((1, 2))
+        cx = (w.sum(1) * xs).sum(1) / total
+        cy = (w.sum(2) * ys).sum(1) / total
+        s = self.config.object_scale
+        theta = torch.zeros(B * T, 2, 3, device=x.device, dtype=x.dtype)
+        theta[:, 0, 0] = s
+        theta[:, 1, 1] = s
+        theta[:, 0, 2] = cx.to(x.dtype)
+        theta[:, 1, 2] = cy.to(x.dtype)
+        S = self.object_window_size
+        grid = F.affine_grid(theta, [B * T, C, S, S], align_corners=False)
+        out = F.grid_sample(x.reshape(B * T, C, H, W), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.view(B, T, C, S, S)
 
     def _summary(self, lstm: nn.LSTM, features: torch.Tensor) -> torch.Tensor:
         """Forward state at the last frame and backward state at the first of a bidirectional LSTM."""
@@ -188,9 +225,12 @@ class DSAE(nn.Module):
 
         With ``sample=False`` the returned f and z are the posterior means (the full posterior
         is then conditioned on the mean of f); with ``sample=True`` they are reparameterised samples.
-        ``moving``: :meth:`moving` of x where the caller has it already (z_moving).
+        ``moving``: :meth:`moving` of x where the caller has it already (z_moving, f_object_view).
         """
-        feats = self.frame_features(x)
+        cfg = self.config
+        if moving is None and (cfg.z_moving or cfg.f_object_view):
+            moving = self.moving(x)
+        feats = self.frame_features(x, moving)
         f_mean, f_logvar = self.encode_static(feats)
         f = reparameterize(f_mean, f_logvar) if sample else f_mean
         z_mean, z_logvar = self.encode_dynamic(self.dynamic_features(x, feats, moving), f)
@@ -220,7 +260,10 @@ class DSAE(nn.Module):
         components' weight logits and colours (mixture; see :mod:`models.likelihoods`)."""
         B, T = z.shape[:2]
         h = torch.cat([self.dynamic_states(z), f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
-        out = self.frame_decoder(h)
+        if getattr(self.frame_decoder, "per_sequence", False):  # draws what f alone decides once per sequence
+            out = self.frame_decoder(h, T)
+        else:
+            out = self.frame_decoder(h)
         return out.view(B, T, *out.shape[1:])
 
     def mixture_parts(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -405,7 +448,7 @@ class DSAE(nn.Module):
         beta_f = cfg.beta_f if beta_f is None else beta_f
         beta_z = cfg.beta_z if beta_z is None else beta_z
         moving = None
-        if (cfg.moving_weight > 0 and self.training) or cfg.z_moving:
+        if (cfg.moving_weight > 0 and self.training) or cfg.z_moving or cfg.f_object_view:
             moving = self.moving(x.detach())  # once for z's encoder and the loss: x is data here
         post = self.encode(x, sample=True, moving=moving)
         z_dec = torch.zeros_like(post.z) if hide_z else post.z  # what the decoder reads for z_1:T

@@ -175,6 +175,55 @@ class ConvFrameDecoder(nn.Module):
         return (g + bias).contiguous()
 
 
+class ObjectFrameDecoder(nn.Module):
+    """A figure drawn in its own frame and placed over a background (video, ``decoder_object``).
+
+    From f alone, a :class:`ConvFrameDecoder` draws the sequence's background; from [z_t, f] a second one
+    (f laying it out and styling it, as ``decoder_f_layout``) draws the figure on its own canvas, with an
+    opacity map; and a linear head on [z_t, f] gives where the canvas's centre lies in the frame. The
+    canvas, of half-width ``scale`` (a share of the frame's), is warped into the frame (bilinear, nothing outside it)
+    and laid over the background by its opacity. A figure is drawn where it stands still in its canvas,
+    so its outline is learned once for every position the motion takes it to.
+
+    Reads (N, d + f_dim) like the other decoders; with ``frames`` (the T of N = B * T) it draws each
+    sequence's background once.
+    """
+
+    per_sequence = True
+
+    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int, scale: float):
+        super().__init__()
+        self.film_dim = film_dim
+        self.channels = channels
+        self.scale = scale
+        self.background = ConvFrameDecoder(film_dim, channels, frame_size, width)
+        self.figure = ConvFrameDecoder(in_dim, channels + 1, frame_size, width, film_dim=film_dim, film_layout=True)
+        self.place = nn.Linear(in_dim, 2)  # the canvas's centre (x, y), in [-1, 1]
+        nn.init.zeros_(self.place.weight)
+        nn.init.zeros_(self.place.bias)
+
+    def placement(self, h: torch.Tensor) -> torch.Tensor:
+        """Where each frame's canvas lies: its centre (N, 2) in the frame's [-1, 1] coordinates."""
+        return torch.tanh(self.place(h))
+
+    def forward(self, h: torch.Tensor, frames: int = 1) -> torch.Tensor:
+        f = h[:: frames, -self.film_dim :]
+        bg = self.background(f)
+        if frames > 1:
+            bg = bg.repeat_interleave(frames, dim=0)
+        canvas = self.figure(h)
+        centre = self.placement(h).to(canvas.dtype)
+        # frame point p shows canvas point (p - centre) / scale
+        theta = torch.zeros(h.shape[0], 2, 3, dtype=canvas.dtype, device=h.device)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / self.scale
+        theta[:, :, 2] = -centre / self.scale
+        grid = F.affine_grid(theta, list(canvas.shape), align_corners=False)
+        layer = torch.cat([canvas[:, : self.channels], torch.sigmoid(canvas[:, self.channels :])], dim=1)
+        placed = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        colour, alpha = placed[:, : self.channels], placed[:, self.channels :]
+        return bg + alpha * (colour - bg)
+
+
 class SpectrogramFrameEncoder(nn.Module):
     """Two-layer MLP over one spectrogram frame (n_bins log magnitudes)."""
 
@@ -213,6 +262,9 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
     d = cfg.z_dim if dynamic_dim is None else dynamic_dim
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
+        if getattr(cfg, "decoder_object", False):
+            dec = ObjectFrameDecoder(cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, cfg.f_dim, cfg.object_scale)
+            return enc, dec
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
         layout = bool(film and getattr(cfg, "decoder_f_layout", False))
         dec = ConvFrameDecoder(cfg.f_dim + d, decoder_out_channels(cfg), cfg.frame_size, cfg.conv_width, film_dim=film, film_layout=layout)

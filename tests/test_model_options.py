@@ -441,3 +441,74 @@ def test_moving_weight_adds_the_moving_pixels_term_while_training_only(likelihoo
         DSAEConfig(moving_weight=-1.0)
     with pytest.raises(ValueError, match="video"):
         DSAEConfig(modality="speech", n_bins=8, moving_weight=1.0)
+
+
+def test_object_decoder_places_a_figure_over_a_background_drawn_once_per_sequence():
+    """decoder_object: outside the figure's canvas the frame is the background, which depends on f alone;
+    the placement head moves the figure; drawing the background once per sequence changes nothing."""
+    from models.frames import ObjectFrameDecoder
+
+    torch.manual_seed(0)
+    f_dim, d, T = 6, 3, 4
+    dec = ObjectFrameDecoder(d + f_dim, 3, 32, 4, f_dim, scale=0.25)
+    with torch.no_grad():
+        dec.figure.deconv[-1].bias[3] = 20.0  # opaque all over its canvas
+        dec.figure.film.weight.zero_()
+    f = torch.randn(2, f_dim).repeat_interleave(T, 0)
+    h = torch.cat([torch.randn(2 * T, d), f], 1)
+    with torch.no_grad():
+        once, each = dec(h, T), dec(h)
+        torch.testing.assert_close(once, each)
+        bg = dec.background(f)
+        differs = ((once - bg).abs().amax(1) > 1e-4).float()  # (N, 32, 32): where the figure lies
+        # the canvas (half-width 0.25 of the frame) lies at the centre, and nowhere else
+        assert differs[:, 12:20, 12:20].all() and differs[:, :, :10].sum() == 0 and differs[:, :10].sum() == 0
+        ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+        before = float((differs * xs).sum() / differs.sum())
+        dec.place.bias[0] = 0.5  # centre x = tanh(0.5) of the half-frame to the right
+        moved = ((dec(h, T) - bg).abs().amax(1) > 1e-4).float()
+        after = float((moved * xs).sum() / moved.sum())
+    assert after - before == pytest.approx(16 * float(torch.tanh(torch.tensor(0.5))), abs=1.0)
+
+
+def test_object_decoder_model_trains_and_rejects_what_it_cannot_draw():
+    m = tiny_model(decoder_object=True, likelihood="gaussian", likelihood_scale=0.1, moving_weight=2.0)
+    x = video_batch(moving_squares(3, T=4))
+    first, last = train_steps(m, x, 8)
+    assert last < first
+    m.eval()
+    post = m.encode(x)
+    out = m.decode(post.f, post.z)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match="decoder_object"):
+        DSAEConfig(decoder_object=True, likelihood="mixture")
+    with pytest.raises(ValueError, match="decoder_film"):
+        DSAEConfig(decoder_object=True, decoder_film=True)
+    with pytest.raises(ValueError, match="object_scale"):
+        DSAEConfig(object_scale=0)
+
+
+def test_object_view_follows_what_moves_and_falls_back_to_the_centre():
+    """f_object_view: the window is centred on the centroid of what moves in each frame, so a figure moving
+    over a textured background stays at the window's centre; a still clip gets the frame's centre."""
+    m = tiny_model(frame_size=32, z_moving=True, f_object_view=True, object_scale=0.25)
+    T, S = 5, m.object_window_size
+    x = torch.zeros(1, T, 3, 32, 32)
+    x[..., ::2, :] = 0.3  # stripes: a background that is not black
+    for t in range(T):  # a 4x4 white square moving right and down
+        x[0, t, :, 4 + 3 * t : 8 + 3 * t, 6 + 4 * t : 10 + 4 * t] = 1.0
+    window = m.object_window(x, m.moving(x))
+    assert window.shape == (1, T, 3, S, S)
+    bright = (window[0, :, 0] > 0.9).float()
+    ys, xs = torch.meshgrid(torch.arange(S, dtype=torch.float32), torch.arange(S, dtype=torch.float32), indexing="ij")
+    for t in range(T):  # the square's centroid lies at the window's centre in every frame
+        cy = float((bright[t] * ys).sum() / bright[t].sum())
+        cx = float((bright[t] * xs).sum() / bright[t].sum())
+        assert abs(cy - (S - 1) / 2) < 1.0 and abs(cx - (S - 1) / 2) < 1.0
+    still = x[:, :1].expand(-1, T, -1, -1, -1).contiguous()
+    centre = m.object_window(still, m.moving(still))
+    # the middle 8x8 pixels (a quarter of the frame's width) magnified to S x S
+    expected = torch.nn.functional.interpolate(still[0, :, :, 12:20, 12:20], size=(S, S), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(centre[0, ..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1], atol=1e-5, rtol=0)
+    post = m.encode(video_batch(moving_squares(2, size=32)))
+    assert post.f.shape == (2, m.config.f_dim)
