@@ -86,7 +86,7 @@ class DSAEConfig:
     #   f_object_view: the window's
     f_object_view: bool = False  # video: f's encoder also sees, in every frame, a window of half-width
     #   object_scale that follows what moves (the centroid of z_moving's mask; the centre where nothing moves),
-    #   through an encoder of its own whose features are added to the frame's
+    #   with that mask as a fourth channel, through an encoder of its own whose features are added to the frame's
     z_conv_width: int = 0  # video, with z's own frame encoder (z_silhouette or z_input_size): the channels of
     #   its first conv layer; 0 = conv_width. A narrow z encoder can read pose but little of a figure's shape
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):

@@ -91,7 +91,7 @@ class DSAE(nn.Module):
             self.dynamic_frame_encoder = ConvFrameEncoder(cfg.channels, size, cfg.z_conv_width or cfg.conv_width, cfg.feature_dim)
         # f's encoder also sees a window that follows what moves (video only, as the config checks)
         if cfg.f_object_view:
-            self.object_frame_encoder = ConvFrameEncoder(cfg.channels, self.object_window_size, cfg.conv_width, cfg.feature_dim)
+            self.object_frame_encoder = ConvFrameEncoder(cfg.channels + 1, self.object_window_size, cfg.conv_width, cfg.feature_dim)
         # q(f | x_1:T)
         self.static_lstm = nn.LSTM(cfg.feature_dim, H, batch_first=True, bidirectional=True)
         self.static_head = GaussianHead(2 * H, cfg.f_dim)
@@ -126,7 +126,7 @@ class DSAE(nn.Module):
         B, T = x.shape[:2]
         feats = self.frame_encoder(x.reshape(B * T, *x.shape[2:])).view(B, T, -1)
         if self.config.f_object_view:
-            window = self.object_window(x, self.moving(x) if moving is None else moving)
+            window = self.object_window(x, self.moving(x) if moving is None else moving, with_moving=True)
             feats = feats + self.object_frame_encoder(window.reshape(B * T, *window.shape[2:])).view(B, T, -1)
         return feats
 
@@ -135,10 +135,11 @@ class DSAE(nn.Module):
         """The side of :meth:`object_window`'s frames: half the frame's, and at least 16 pixels."""
         return max(16, self.config.frame_size // 2)
 
-    def object_window(self, x: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+    def object_window(self, x: torch.Tensor, moving: torch.Tensor, with_moving: bool = False) -> torch.Tensor:
         """For each frame, the window of half-width ``object_scale`` (a share of the frame's) centred on
         the centroid of what moves (``moving``, as :meth:`moving` gives it); on a frame where nothing
-        moves, the frame's centre. (B, T, C, S, S) with S = :attr:`object_window_size`."""
+        moves, the frame's centre. (B, T, C, S, S) with S = :attr:`object_window_size`; ``with_moving``
+        adds the window of ``moving`` as one more channel (colour-blind, it outlines the figure)."""
         B, T, C, H, W = x.shape
         w = moving[:, :, 0].reshape(B * T, H, W).detach()
         w = w + 1e-3 / (H * W)  # where nothing moves, the centroid of an even weight: the centre
@@ -154,9 +155,12 @@ class DSAE(nn.Module):
         theta[:, 0, 2] = cx.to(x.dtype)
         theta[:, 1, 2] = cy.to(x.dtype)
         S = self.object_window_size
-        grid = F.affine_grid(theta, [B * T, C, S, S], align_corners=False)
-        out = F.grid_sample(x.reshape(B * T, C, H, W), grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return out.view(B, T, C, S, S)
+        src = x.reshape(B * T, C, H, W)
+        if with_moving:
+            src = torch.cat([src, moving[:, :, :1].reshape(B * T, 1, H, W).to(x.dtype)], dim=1)
+        grid = F.affine_grid(theta, [B * T, src.shape[1], S, S], align_corners=False)
+        out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.view(B, T, src.shape[1], S, S)
 
     def _summary(self, lstm: nn.LSTM, features: torch.Tensor) -> torch.Tensor:
         """Forward state at the last frame and backward state at the first of a bidirectional LSTM."""

@@ -197,7 +197,9 @@ class ObjectFrameDecoder(nn.Module):
         self.channels = channels
         self.scale = scale
         self.background = ConvFrameDecoder(film_dim, channels, frame_size, width)
-        self.figure = ConvFrameDecoder(in_dim, channels + 1, frame_size, width, film_dim=film_dim, film_layout=True)
+        # the canvas has as many pixels as the part of the frame it covers (at least 16)
+        self.canvas_size = max(16, 16 * round(frame_size * scale / 16))
+        self.figure = ConvFrameDecoder(in_dim, channels + 1, self.canvas_size, width, film_dim=film_dim, film_layout=True)
         self.place = nn.Linear(in_dim, 2)  # the canvas's centre (x, y), in [-1, 1]
         nn.init.zeros_(self.place.weight)
         nn.init.zeros_(self.place.bias)
@@ -217,7 +219,7 @@ class ObjectFrameDecoder(nn.Module):
         theta = torch.zeros(h.shape[0], 2, 3, dtype=canvas.dtype, device=h.device)
         theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / self.scale
         theta[:, :, 2] = -centre / self.scale
-        grid = F.affine_grid(theta, list(canvas.shape), align_corners=False)
+        grid = F.affine_grid(theta, [canvas.shape[0], canvas.shape[1], bg.shape[2], bg.shape[3]], align_corners=False)
         layer = torch.cat([canvas[:, : self.channels], torch.sigmoid(canvas[:, self.channels :])], dim=1)
         placed = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         colour, alpha = placed[:, : self.channels], placed[:, self.channels :]
