@@ -472,8 +472,10 @@ def headline() -> str:
     shapes = next(((split, r) for split in ("test", "val") if (r := load(f"shapes-{split}")) is not None), None)
     if shapes is not None:
         split, r = shapes
+        weakest = min(SHAPES_ATTRIBUTES, key=lambda a: r["swap"][a])
+        note = f"; the {weakest} is the part not kept" if r["swap"]["all"] < 0.95 else ""
         rows.append(
-            f"| `clips` recipe on Moving shapes (20 min, `{r['model_id']}`) | swaps keep the content / the motion ({split}; the shape is the part not kept) | "
+            f"| `clips` recipe on Moving shapes (20 min, `{r['model_id']}`) | swaps keep the content / the motion ({split}{note}) | "
             f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --split {split}` |"
         )
     for label, name in (("TIMIT sample", "speech-timit"), ("test-other", "speech-test-other")):

@@ -181,9 +181,10 @@ class ObjectFrameDecoder(nn.Module):
     From f alone, a :class:`ConvFrameDecoder` draws the sequence's background; from [z_t, f] a second one
     (f laying it out and styling it, as ``decoder_f_layout``) draws the figure on its own canvas, with an
     opacity map; and a linear head on [z_t, f] gives where the canvas's centre lies in the frame. The
-    canvas, of half-width ``scale`` (a share of the frame's), is warped into the frame (bilinear, nothing outside it)
-    and laid over the background by its opacity. A figure is drawn where it stands still in its canvas,
-    so its outline is learned once for every position the motion takes it to.
+    canvas, of half-width ``scale`` (a share of the frame's) and with as many pixels as the part of the
+    frame it covers, is warped into the frame (bilinear, nothing outside it) and laid over the background
+    by its opacity. A figure stands still on its canvas, so its outline is learnt once for every position
+    the motion takes it to.
 
     Reads (N, d + f_dim) like the other decoders; with ``frames`` (the T of N = B * T) it draws each
     sequence's background once.
@@ -209,7 +210,9 @@ class ObjectFrameDecoder(nn.Module):
         return torch.tanh(self.place(h))
 
     def forward(self, h: torch.Tensor, frames: int = 1) -> torch.Tensor:
-        f = h[:: frames, -self.film_dim :]
+        if torch.jit.is_tracing():  # an exported graph takes any T: one background per frame
+            frames = 1
+        f = h[::frames, -self.film_dim :]
         bg = self.background(f)
         if frames > 1:
             bg = bg.repeat_interleave(frames, dim=0)
