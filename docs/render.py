@@ -69,10 +69,10 @@ SOURCES = {
         "(the embedded `sprites` before its cycle stage's likelihood scale became 0.2)"
     ),
     "shapes-val": (
-        "dsae train --data shapes --out runs/clips-d (the default recipe for it, clips: 20 minutes) && "
-        "dsae evaluate shapes --model runs/clips-d/best --split val --json > docs/results/shapes-val.json"
+        "dsae train --data shapes --out runs/clips-r (the default recipe for it, clips: 20 minutes) && "
+        "dsae evaluate shapes --model runs/clips-r/best --split val --json > docs/results/shapes-val.json"
     ),
-    "shapes-test": "dsae evaluate shapes --model runs/clips-d/best --split test --json > docs/results/shapes-test.json",
+    "shapes-test": "dsae evaluate shapes --model runs/clips-r/best --split test --json > docs/results/shapes-test.json",
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
@@ -472,8 +472,8 @@ def headline() -> str:
     shapes = next(((split, r) for split in ("test", "val") if (r := load(f"shapes-{split}")) is not None), None)
     if shapes is not None:
         split, r = shapes
-        weakest = min(SHAPES_ATTRIBUTES, key=lambda a: r["swap"][a])
-        note = f"; the {weakest} is the part not kept" if r["swap"]["all"] < 0.95 else ""
+        weakest = min(SHAPES_ATTRIBUTES, key=lambda a: r["swap"][a]["mean"])
+        note = f"; the {weakest} is the part not kept" if r["swap"]["all"]["mean"] < 0.95 else ""
         rows.append(
             f"| `clips` recipe on Moving shapes (20 min, `{r['model_id']}`) | swaps keep the content / the motion ({split}{note}) | "
             f"{pct(r['swap']['all'])} / {pct(r['swap']['action'])} | `dsae evaluate shapes --model RUN/best --split {split}` |"

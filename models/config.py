@@ -78,7 +78,7 @@ class DSAEConfig:
     #   shifts of every layer (FiLM); the spatial layout comes from z_t alone
     decoder_f_layout: bool = False  # video, with decoder_film: f also enters the decoder's first linear layer, so it
     #   can lay out a still background's pattern (stripes, a room) and not only colour it; z still places the figure
-    decoder_object: bool = False  # video, Gaussian or Bernoulli: the decoder draws the background from f alone
+    decoder_object: bool = False  # video, Gaussian or Bernoulli: the decoder draws the background from [z_t, f]
     #   and the figure from [z_t, f] on a canvas of its own (half-width object_scale) that z_t and f place in
     #   the frame and lay over the background by an opacity the canvas also draws; the outline is learned once
     #   for every position. Replaces decoder_film and decoder_f_layout

@@ -264,10 +264,7 @@ class DSAE(nn.Module):
         components' weight logits and colours (mixture; see :mod:`models.likelihoods`)."""
         B, T = z.shape[:2]
         h = torch.cat([self.dynamic_states(z), f.unsqueeze(1).expand(-1, T, -1)], dim=-1).reshape(B * T, -1)
-        if getattr(self.frame_decoder, "per_sequence", False):  # draws what f alone decides once per sequence
-            out = self.frame_decoder(h, T)
-        else:
-            out = self.frame_decoder(h)
+        out = self.frame_decoder(h)
         return out.view(B, T, *out.shape[1:])
 
     def mixture_parts(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -178,26 +178,22 @@ class ConvFrameDecoder(nn.Module):
 class ObjectFrameDecoder(nn.Module):
     """A figure drawn in its own frame and placed over a background (video, ``decoder_object``).
 
-    From f alone, a :class:`ConvFrameDecoder` draws the sequence's background; from [z_t, f] a second one
-    (f laying it out and styling it, as ``decoder_f_layout``) draws the figure on its own canvas, with an
-    opacity map; and a linear head on [z_t, f] gives where the canvas's centre lies in the frame. The
+    From [z_t, f], one :class:`ConvFrameDecoder` (f laying it out and styling it, as ``decoder_f_layout``)
+    draws the background, which may move with the camera, and a second one draws the figure on its own
+    canvas, with an opacity map; and a linear head on [z_t, f] gives where the canvas's centre lies in the frame. The
     canvas, of half-width ``scale`` (a share of the frame's) and with as many pixels as the part of the
     frame it covers, is warped into the frame (bilinear, nothing outside it) and laid over the background
     by its opacity. A figure stands still on its canvas, so its outline is learnt once for every position
     the motion takes it to.
 
-    Reads (N, d + f_dim) like the other decoders; with ``frames`` (the T of N = B * T) it draws each
-    sequence's background once.
+    Reads (N, d + f_dim) like the other decoders.
     """
-
-    per_sequence = True
 
     def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int, scale: float):
         super().__init__()
-        self.film_dim = film_dim
         self.channels = channels
         self.scale = scale
-        self.background = ConvFrameDecoder(film_dim, channels, frame_size, width)
+        self.background = ConvFrameDecoder(in_dim, channels, frame_size, width, film_dim=film_dim, film_layout=True)
         # the canvas has as many pixels as the part of the frame it covers (at least 16)
         self.canvas_size = max(16, 16 * round(frame_size * scale / 16))
         self.figure = ConvFrameDecoder(in_dim, channels + 1, self.canvas_size, width, film_dim=film_dim, film_layout=True)
@@ -209,13 +205,8 @@ class ObjectFrameDecoder(nn.Module):
         """Where each frame's canvas lies: its centre (N, 2) in the frame's [-1, 1] coordinates."""
         return torch.tanh(self.place(h))
 
-    def forward(self, h: torch.Tensor, frames: int = 1) -> torch.Tensor:
-        if torch.jit.is_tracing():  # an exported graph takes any T: one background per frame
-            frames = 1
-        f = h[::frames, -self.film_dim :]
-        bg = self.background(f)
-        if frames > 1:
-            bg = bg.repeat_interleave(frames, dim=0)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        bg = self.background(h)
         canvas = self.figure(h)
         centre = self.placement(h).to(canvas.dtype)
         # frame point p shows canvas point (p - centre) / scale

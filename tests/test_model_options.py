@@ -443,9 +443,9 @@ def test_moving_weight_adds_the_moving_pixels_term_while_training_only(likelihoo
         DSAEConfig(modality="speech", n_bins=8, moving_weight=1.0)
 
 
-def test_object_decoder_places_a_figure_over_a_background_drawn_once_per_sequence():
-    """decoder_object: outside the figure's canvas the frame is the background, which depends on f alone;
-    the placement head moves the figure; drawing the background once per sequence changes nothing."""
+def test_object_decoder_places_a_figure_over_a_background():
+    """decoder_object: outside the figure's canvas the frame is the background; the placement head moves
+    the figure."""
     from models.frames import ObjectFrameDecoder
 
     torch.manual_seed(0)
@@ -457,16 +457,15 @@ def test_object_decoder_places_a_figure_over_a_background_drawn_once_per_sequenc
     f = torch.randn(2, f_dim).repeat_interleave(T, 0)
     h = torch.cat([torch.randn(2 * T, d), f], 1)
     with torch.no_grad():
-        once, each = dec(h, T), dec(h)
-        torch.testing.assert_close(once, each)
-        bg = dec.background(f)
+        once = dec(h)
+        bg = dec.background(h)
         differs = ((once - bg).abs().amax(1) > 1e-4).float()  # (N, 32, 32): where the figure lies
         # the canvas (half-width 0.25 of the frame) lies at the centre, and nowhere else
         assert differs[:, 12:20, 12:20].all() and differs[:, :, :10].sum() == 0 and differs[:, :10].sum() == 0
         ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
         before = float((differs * xs).sum() / differs.sum())
         dec.place.bias[0] = 0.5  # centre x = tanh(0.5) of the half-frame to the right
-        moved = ((dec(h, T) - bg).abs().amax(1) > 1e-4).float()
+        moved = ((dec(h) - bg).abs().amax(1) > 1e-4).float()
         after = float((moved * xs).sum() / moved.sum())
     assert after - before == pytest.approx(16 * float(torch.tanh(torch.tensor(0.5))), abs=1.0)
 
