@@ -97,9 +97,8 @@ def cycle_loss(model: "DSAE", post: "Posterior") -> torch.Tensor:
     f_in = torch.cat([f_target[:half], f_prior], dim=0)
     z_target = post.z.detach()
     x_hat = model.decode(f_in, z_target)
-    feats = model.frame_features(x_hat)
-    f_mean, _ = model.encode_static(feats)
-    z_mean, _ = model.encode_dynamic(model.dynamic_features(x_hat, feats), f_mean)
+    read_back = model.encode(x_hat)  # posterior means, z's conditioned on f's
+    f_mean, z_mean = read_back.f_mean, read_back.z_mean
     z_prec = torch.exp(-post.z_logvar.detach())
     nll_z = 0.5 * ((z_mean - z_target) ** 2 * z_prec).sum(dim=(1, 2))
     # the f term only for the swapped half: a prior sample's unused dimensions cannot be read back

@@ -104,9 +104,9 @@ def test_cycle_term_is_small_when_decode_and_encode_agree():
     m = tiny_model(cycle_weight=1.0)
     post = m.encode(video_batch(moving_squares(4)), sample=True)
     m.decode = lambda f, z: torch.cat([f, z.flatten(1)], 1)  # stand-ins that make the cycle exact
-    m.frame_features = lambda x: x
+    m.frame_features = lambda x, moving=None: x
     m.encode_static = lambda feats: (feats[:, : post.f.shape[1]], None)
-    m.dynamic_features = lambda x, feats: x[:, post.f.shape[1] :].view(post.z.shape)
+    m.dynamic_features = lambda x, feats, moving=None: x[:, post.f.shape[1] :].view(post.z.shape)
     m.encode_dynamic = lambda feats, f: (feats, None)
     # the prior half's f cannot be read back exactly in general, but here it is: zero loss
     assert float(cycle_loss(m, post)) == pytest.approx(0.0, abs=1e-6)
