@@ -172,6 +172,26 @@ def plan_val(shared: Path) -> tuple[list[Job], dict[str, list[Path]]]:
     return jobs, {f"val/{s}": [p] for s, p in files.items()}
 
 
+def at_gain(jobs: list[Job], judge_files: dict[str, list[Path]], gain_db: float, folder: Path):
+    """The same jobs with every recording replaced by a copy at ``gain_db`` (float WAV, nothing clipped
+    below 0 dB)."""
+    import soundfile as sf
+
+    copies: dict[Path, Path] = {}
+
+    def copy(p: Path) -> Path:
+        if p not in copies:
+            y, sr = sf.read(str(p), dtype="float32")
+            out = folder / f"{len(copies)}-{p.stem}.wav"
+            sf.write(str(out), y * np.float32(10 ** (gain_db / 20)), sr, subtype="FLOAT")
+            copies[p] = out
+        return copies[p]
+
+    for j in jobs:
+        j.source, j.targets = copy(j.source), [copy(t) for t in j.targets]
+    return jobs, {k: [copy(p) for p in v] for k, v in judge_files.items()}
+
+
 def read(path: Path) -> np.ndarray:
     from dsae_cli.io.audio import SpectrogramConfig, read_audio
 
@@ -248,6 +268,8 @@ def main() -> None:
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated sets to run (default: all)")
+    ap.add_argument("--val-gain-db", type=float, default=0.0,
+                    help="with --sets val: every val recording read at this gain (dB), as from a quieter or louder channel")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     if not (args.data / "utterances.csv").is_file():
@@ -272,6 +294,10 @@ def main() -> None:
     if sets == ("val",):
         jobs, judge_files = plan_val(args.data)
         jobs = [j for d in ("F->M", "M->F") for j in [j for j in jobs if j.direction == d][: args.limit]]
+        if args.val_gain_db:
+            jobs, judge_files = at_gain(jobs, judge_files, args.val_gain_db, Path(tempfile.mkdtemp(prefix="val-gain-")))
+    elif args.val_gain_db:
+        sys.exit("error: --val-gain-db applies to --sets val only")
     elif not sets or any(s not in SETS for s in sets):
         sys.exit(f"error: --sets takes a comma-separated list of {', '.join(SETS)}, or val alone")
     else:
@@ -364,6 +390,7 @@ def main() -> None:
         **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase", "match_level", "keep_level", "match_spectrum")},
         "limit": args.limit,
         "sets": list(sets),
+        "val_gain_db": args.val_gain_db or None,
         "torch_threads": torch.get_num_threads(),
         **summary(jobs),
         "rtf": round(rtf, 1),

@@ -128,3 +128,35 @@ def test_two_stage_recipe_trains_resumes_and_records_its_config(sprite_gifs, tmp
     before = (run / "model.safetensors").read_bytes()
     r = invoke("train", "--recipe", recipe, "--data", sprite_gifs, "--out", run)
     assert r.exit_code == 1 and "already holds a run" in r.output and (run / "model.safetensors").read_bytes() == before
+
+
+def test_augmented_batches_flip_and_recolour_whole_sequences_and_draw_alike_on_resume():
+    import numpy as np
+
+    from dsae_cli.data.sequences import SequenceData
+    from dsae_cli.train.batches import CHANNEL_ORDERS, AugmentedBatches
+
+    x = np.random.default_rng(0).integers(0, 256, (24, 4, 8, 8, 3), dtype=np.uint8)
+    data = SequenceData(x, np.arange(24))
+    idx = np.arange(24)
+    batches = AugmentedBatches(data, ("flip", "channels"), seed=3)
+    y = batches.apply(x[idx], step=7, rank=0)
+    assert (x == data.x).all()  # the data set itself is never changed
+    assert (y == batches.apply(x[idx], step=7, rank=0)).all()  # the same step draws the same changes
+    kinds = set()
+    for a, b in zip(x, y):
+        # each sequence is its own clip, mirrored or not, in one order of its colours, every frame alike
+        found = [(flip, k) for flip in (False, True) for k in range(6) if (b == (a[:, :, ::-1] if flip else a)[..., CHANNEL_ORDERS[k]]).all()]
+        assert len(found) == 1
+        kinds.add(found[0])
+    assert len({f for f, _ in kinds}) == 2 and len({k for _, k in kinds}) >= 4
+    flip_only = AugmentedBatches(data, ("flip",)).apply(x[idx], step=1, rank=0)
+    assert all((b == a).all() or (b == a[:, :, ::-1]).all() for a, b in zip(x, flip_only))
+
+
+def test_augment_is_checked_before_training(sprite_gifs, tmp_path):
+    r = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "run", "--set", "train.augment=flip,hue", "--device", "cpu")
+    assert r.exit_code == 1 and "unknown train.augment 'hue'" in r.output and "flip, channels" in r.output
+    r = invoke("train", "--data", sprite_gifs, "--out", tmp_path / "run2", "--recipe", "tiny", "--set", "train.augment=flip",
+               "--steps", 2, "--preview-every", 0, "--device", "cpu")  # fmt: skip
+    assert r.exit_code == 0, r.output

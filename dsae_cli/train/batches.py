@@ -26,3 +26,38 @@ class Batches:
 
     def make(self, idx: np.ndarray, step: int, rank: int, device: str) -> dict:
         return self.plain(self.data.x[idx], device)
+
+
+# the 6 orders of the colour channels (the first keeps them)
+CHANNEL_ORDERS = np.array([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+
+
+class AugmentedBatches(Batches):
+    """Video batches, each sequence changed by ``augment`` (names of :data:`dsae_cli.train.config.AUGMENTATIONS`),
+    drawn per sequence from the seed, the step and the process, so a resumed run draws alike: ``flip`` mirrors
+    half the sequences left-right (the motion mirrors with them), ``channels`` gives each sequence one of the
+    six orders of its colour channels (the same clip in other colours; the first order keeps it as it is)."""
+
+    def __init__(self, data: SequenceData, augment: tuple[str, ...], seed: int = 0):
+        super().__init__(data)
+        self.augment, self.seed = tuple(augment), seed
+
+    def make(self, idx: np.ndarray, step: int, rank: int, device: str) -> dict:
+        return self.plain(self.apply(self.data.x[idx], step, rank), device)
+
+    def apply(self, x: np.ndarray, step: int, rank: int) -> np.ndarray:
+        """uint8 (B, T, H, W, C) -> the same, augmented (a copy where anything changes)."""
+        rng = np.random.default_rng([self.seed, step, rank, 2])
+        n = len(x)
+        if "flip" in self.augment:
+            flip = rng.random(n) < 0.5
+            if flip.any():
+                x = x.copy()
+                x[flip] = x[flip][:, :, :, ::-1]
+        if "channels" in self.augment:
+            order = rng.integers(0, len(CHANNEL_ORDERS), n)
+            out = x.copy()
+            for k in np.unique(order[order > 0]):  # one gather per order, not per sequence
+                out[order == k] = x[order == k][..., CHANNEL_ORDERS[k]]
+            x = out
+        return x

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from dsae_cli.errors import DsaeError
 
 LR_SCHEDULES = ("constant", "cosine", "cosine-time")
+AUGMENTATIONS = ("flip", "channels")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -38,6 +39,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
     warp: float = 0.0  # speech: each training sequence (with its partner, under pair_weight) gets its frequency
     #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
+    augment: str = ""  # video: comma-separated, drawn per sequence and step: "flip" mirrors a sequence left-right
+    #   (half of them), "channels" reorders its colour channels (one of the 6 orders): the same clip with other
+    #   colours, so the look is learnt apart from any one palette ("": off)
     fit_f_prior: bool = True  # at the end, fit p(f) of the final and best models to the aggregate posterior of
     #   the training sequences (DSAE.fit_f_prior: the ELBO's M-step for p(f)'s mean and covariance)
 
@@ -45,6 +49,15 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def augmentations(spec: str) -> tuple[str, ...]:
+    """``train.augment`` ("flip,channels") as a tuple of names; an unknown name is an error that lists them."""
+    names = tuple(dict.fromkeys(n.strip() for n in str(spec).split(",") if n.strip()))
+    for name in names:
+        if name not in AUGMENTATIONS:
+            raise DsaeError(f"unknown train.augment {name!r}; use a comma-separated list of {', '.join(AUGMENTATIONS)} (or nothing)")
+    return names
 
 
 def cpu_has_bf16() -> bool:

@@ -148,6 +148,10 @@ def check_recipe(recipe: Recipe) -> None:
                 raise DsaeError(f"recipe {recipe.name}, stage {i}: unknown train field {key!r}{nearest(key, [*train_fields, *STAGE_KEYS])}")
             if key in train_fields:
                 stage[key] = _coerce(stage[key], train_fields[key], f"train.{key}", f"recipe {recipe.name}")
+        if "augment" in stage:
+            from dsae_cli.train.config import augmentations
+
+            augmentations(stage["augment"])  # an unknown name fails before any stage starts
         for key in stage["model"]:
             if key not in LOSS_WEIGHTS:
                 raise DsaeError(

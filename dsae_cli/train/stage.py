@@ -10,7 +10,7 @@ import numpy as np
 from dsae_cli.train import distributed
 from dsae_cli.checkpoint import load_model
 from dsae_cli.errors import DsaeError
-from dsae_cli.train.config import LR_SCHEDULES, TrainConfig, autocast_dtype
+from dsae_cli.train.config import LR_SCHEDULES, TrainConfig, augmentations, autocast_dtype
 from dsae_cli.train.loop import Trainer
 from dsae_cli.train.runfolder import check_run_folder, save_train_config
 from dsae_cli.train.recipes import LOSS_WEIGHTS
@@ -81,6 +81,11 @@ def run_stage(
         raise DsaeError(f"unknown train.lr_schedule {cfg.lr_schedule!r}; use {', '.join(LR_SCHEDULES[:-1])} or {LR_SCHEDULES[-1]}")
     if cfg.warp < 0 or (cfg.warp > 0 and model_cfg.modality != "speech"):
         raise DsaeError("train.warp stretches voices: it needs speech data (--data speech:DIR) and a value of 0 or more")
+    augment = augmentations(cfg.augment)
+    if augment and model_cfg.modality != "video":
+        raise DsaeError("train.augment flips and recolours video clips: it needs video data; leave it empty for speech")
+    if "channels" in augment and model_cfg.channels != 3:
+        raise DsaeError(f"train.augment=channels reorders the 3 colour channels, but the frames have {model_cfg.channels}; drop channels")
     autocast_dtype(cfg.precision, cfg.device)  # an impossible --precision fails now, not after loading the data
     dist = distributed.init(cfg.device)  # under torchrun: join the other processes
     if not dist.is_main:  # only rank 0 speaks
@@ -159,7 +164,7 @@ def run_stage(
 def dsae_parts(model_cfg, cfg: TrainConfig, train_data, checkpoint_extra: dict) -> dict:
     """What the loop needs to train a DSAE: its batches, the loss options of each step (the KL
     warm-up and the static phase), validation on the ELBO itself, and the previews."""
-    from dsae_cli.train.batches import Batches
+    from dsae_cli.train.batches import AugmentedBatches, Batches
     from dsae_cli.train.previews import Preview
 
     if model_cfg.modality == "speech":
@@ -168,6 +173,8 @@ def dsae_parts(model_cfg, cfg: TrainConfig, train_data, checkpoint_extra: dict) 
 
         norm = Normalisation.from_dict(checkpoint_extra["normalisation"])
         batches = SpeechBatches(train_data, norm, paired=model_cfg.paired, warp=cfg.warp, seed=cfg.seed)
+    elif cfg.augment:
+        batches = AugmentedBatches(train_data, augmentations(cfg.augment), seed=cfg.seed)
     else:
         batches = Batches(train_data)
 
