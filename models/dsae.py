@@ -44,7 +44,7 @@ from models.distributions import (
     kl_normal_standard,
     reparameterize,
 )
-from models.frames import ConvFrameEncoder, build_frame_codec
+from models.frames import ConvFrameEncoder, build_frame_codec, scaled_grid
 from models.likelihoods import decoded_frames, mixture_parts, reconstruction_nll
 
 
@@ -148,17 +148,11 @@ class DSAE(nn.Module):
         total = w.sum((1, 2))
         cx = (w.sum(1) * xs).sum(1) / total
         cy = (w.sum(2) * ys).sum(1) / total
-        s = self.config.object_scale
-        theta = torch.zeros(B * T, 2, 3, device=x.device, dtype=x.dtype)
-        theta[:, 0, 0] = s
-        theta[:, 1, 1] = s
-        theta[:, 0, 2] = cx.to(x.dtype)
-        theta[:, 1, 2] = cy.to(x.dtype)
         S = self.object_window_size
         src = x.reshape(B * T, C, H, W)
         if with_moving:
             src = torch.cat([src, moving[:, :, :1].reshape(B * T, 1, H, W).to(x.dtype)], dim=1)
-        grid = F.affine_grid(theta, [B * T, src.shape[1], S, S], align_corners=False)
+        grid = scaled_grid(self.config.object_scale, torch.stack([cx, cy], dim=-1).to(x.dtype), S, S)
         out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return out.view(B, T, src.shape[1], S, S)
 
@@ -205,7 +199,8 @@ class DSAE(nn.Module):
         sequence's temporal median, per pixel) divided by MOVING_LEVEL and capped at 1. On a still
         background only the moving figure is left, with no colour: nothing is assumed about the
         background or the palette. Same shape as x (the mask repeated over the channels)."""
-        median = x.median(dim=1, keepdim=True).values
+        # the lower median as the middle of a sort: the value torch.median gives, as fast, and exportable to ONNX
+        median = x.sort(dim=1).values.narrow(1, (x.shape[1] - 1) // 2, 1)
         mask = ((x - median).abs().amax(dim=2, keepdim=True) / self.MOVING_LEVEL).clamp(max=1.0)
         return mask.expand_as(x)
 

@@ -175,6 +175,17 @@ class ConvFrameDecoder(nn.Module):
         return (g + bias).contiguous()
 
 
+def scaled_grid(scale: float, centre: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The sampling grid of ``F.affine_grid`` (align_corners False) for a scale and a shift: output pixel
+    p samples the input at ``scale * p + centre`` (both in [-1, 1] coordinates). ``centre`` (N, 2) is
+    (x, y); returns (N, height, width, 2). Written out in plain ops, so ONNX opset 17 exports it."""
+    ys = (torch.arange(height, device=centre.device, dtype=centre.dtype) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=centre.device, dtype=centre.dtype) * 2 + 1) / width - 1
+    gx = xs.view(1, 1, width) * scale + centre[:, 0].view(-1, 1, 1)
+    gy = ys.view(1, height, 1) * scale + centre[:, 1].view(-1, 1, 1)
+    return torch.stack([gx.expand(-1, height, width), gy.expand(-1, height, width)], dim=-1)
+
+
 class ObjectFrameDecoder(nn.Module):
     """A figure drawn in its own frame and placed over a background (video, ``decoder_object``).
 
@@ -210,10 +221,7 @@ class ObjectFrameDecoder(nn.Module):
         canvas = self.figure(h)
         centre = self.placement(h).to(canvas.dtype)
         # frame point p shows canvas point (p - centre) / scale
-        theta = torch.zeros(h.shape[0], 2, 3, dtype=canvas.dtype, device=h.device)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / self.scale
-        theta[:, :, 2] = -centre / self.scale
-        grid = F.affine_grid(theta, [canvas.shape[0], canvas.shape[1], bg.shape[2], bg.shape[3]], align_corners=False)
+        grid = scaled_grid(1.0 / self.scale, -centre / self.scale, bg.shape[2], bg.shape[3])
         layer = torch.cat([canvas[:, : self.channels], torch.sigmoid(canvas[:, self.channels :])], dim=1)
         placed = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         colour, alpha = placed[:, : self.channels], placed[:, self.channels :]

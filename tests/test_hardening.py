@@ -659,6 +659,27 @@ def test_export_figure_over_background_model_graphs(tmp_path):
                           decoder_object=True, f_object_view=True)).eval()  # fmt: skip
     desc = export_model(net, tmp_path / "clips", "torchscript")
     assert desc["verified"]["max_abs_diff"] <= 1e-4
+    # the temporal median of what moves is a sort, so ONNX takes the graph too
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    desc = export_model(net, tmp_path / "clips-onnx", "onnx")
+    assert desc["verified"]["max_abs_diff"] <= 1e-4
+    x = torch.rand(2, 7, 3, 32, 32)  # another B and T than exported with
+    enc = ort.InferenceSession(str(tmp_path / "clips-onnx" / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    f_mean, _, z_mean, _ = enc.run(None, {"frames": x.numpy()})
+    with torch.no_grad():
+        post = net.encode(x)
+    assert np.allclose(post.f_mean.numpy(), f_mean, atol=1e-4) and np.allclose(post.z_mean.numpy(), z_mean, atol=1e-4)
+
+
+def test_what_moves_is_measured_from_the_temporal_median():
+    from models import DSAE, DSAEConfig
+
+    net = DSAE(DSAEConfig(frame_size=16, seq_len=8, z_moving=True, z_input_size=16, conv_width=4, f_dim=4, z_dim=2, hidden_dim=8, feature_dim=8))
+    x = torch.rand(3, 8, 3, 16, 16)
+    median = x.median(dim=1, keepdim=True).values
+    ref = ((x - median).abs().amax(dim=2, keepdim=True) / net.MOVING_LEVEL).clamp(max=1.0).expand_as(x)
+    assert torch.equal(net.moving(x), ref)
 
 # ------------------------------------------------------------------------------------------------
 # speech inputs (convert-voice)
