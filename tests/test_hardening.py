@@ -776,6 +776,12 @@ def test_bf16_on_cpu_trains_where_the_cpu_has_it_and_says_why_not_elsewhere(gifs
     r = invoke(*args, "--out", tmp_path / "no")
     assert r.exit_code == 1 and "needs --device cuda or a CPU with native bf16" in r.output and "Traceback" not in r.output
     assert training.autocast_dtype("auto", "cpu") is None  # never chosen for the user on a CPU
+    assert training.autocast_dtype("native", "cpu") is None  # native: fp32 where the CPU has no bf16, no error
+    r = invoke(*args[:6], "native", *args[7:], "--out", tmp_path / "native")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "native" / "train.json").read_text())["autocast"] == "fp32"
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert training.autocast_dtype("native", "cpu") is torch.bfloat16 and training.autocast_dtype("native", "mps") is None
     monkeypatch.undo()
     if not training.cpu_has_bf16():
         pytest.skip("this CPU has no native bf16")

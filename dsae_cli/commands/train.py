@@ -23,7 +23,7 @@ def train_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Sequences per step (under torchrun: all processes together)."),
     lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Adam learning rate."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for init, data order and sampling (default 0)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA, or a CPU with native bf16)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto (bf16 autocast on CUDA, else fp32) | fp32 | bf16 (CUDA, or a CPU with native bf16) | native (bf16 wherever the device has it natively, else fp32)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1, help="Steps between checkpoints."),
     eval_every: Optional[int] = typer.Option(None, "--eval-every", min=1, help="Steps between validation passes (best/ is chosen on them)."),
     preview_every: Optional[int] = typer.Option(None, "--preview-every", min=0, help="Steps between loss.png/preview.gif refreshes (0: off)."),
@@ -44,8 +44,8 @@ def train_command(
             raise DsaeError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR (continue a run)")
         if init_from is not None and resume is not None:
             raise DsaeError("--init-from starts a new run; it cannot be combined with --resume")
-        if precision is not None and precision not in ("auto", "fp32", "bf16"):
-            raise DsaeError(f"unknown --precision {precision!r}; use auto, fp32 or bf16")
+        if precision is not None and precision not in ("auto", "fp32", "bf16", "native"):
+            raise DsaeError(f"unknown --precision {precision!r}; use auto, fp32, bf16 or native")
         from dsae_cli.train.run import train
 
         summary = train(

@@ -12,7 +12,7 @@ from dsae_cli.errors import DsaeError
 
 LR_SCHEDULES = ("constant", "cosine", "cosine-time")
 AUGMENTATIONS = ("flip", "channels")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "native")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class TrainConfig:
     # "cosine-time": it anneals to 0 by whichever ends first, `steps` or the `minutes` wall budget (a resume
     # continues from where the anneal was and finishes it over the new budget)
     precision: str = "auto"  # autocast of the forward pass: "auto" (bf16 on CUDA, else fp32) | "fp32" | "bf16" (CUDA, or a CPU with native bf16)
+    #   | "native" (bf16 wherever the device computes it natively, CPUs with AVX512-BF16 or AMX included; else fp32)
     compile: bool = False  # torch.compile the model for training (pays off on CUDA after a warm-up)
     warp: float = 0.0  # speech: each training sequence (with its partner, under pair_weight) gets its frequency
     #   axis stretched by a random factor in [1/(1+warp), 1+warp] (log-uniform): a new voice per draw (0: off)
@@ -69,7 +70,8 @@ def cpu_has_bf16() -> bool:
 
 def autocast_dtype(precision: str, device: str):
     """The dtype the forward pass autocasts to on ``device`` (None: plain float32). "auto" is bf16 on a
-    CUDA device that has it and fp32 on CPUs; "bf16" on a CPU needs native bf16 (AVX512-BF16 or AMX)."""
+    CUDA device that has it and fp32 on CPUs; "bf16" on a CPU needs native bf16 (AVX512-BF16 or AMX);
+    "native" is bf16 wherever the device has it natively (such CPUs included) and fp32 elsewhere."""
     import torch
 
     if precision not in PRECISIONS:
@@ -77,6 +79,9 @@ def autocast_dtype(precision: str, device: str):
     cuda = device.startswith("cuda")
     if precision == "bf16" and not cuda and not cpu_has_bf16():
         raise DsaeError("--precision bf16 needs --device cuda or a CPU with native bf16 (AVX512-BF16 or AMX); use --precision fp32 (or auto) here")
+    if precision == "native":
+        native = torch.cuda.is_bf16_supported() if cuda else (device == "cpu" and cpu_has_bf16())
+        return torch.bfloat16 if native else None
     if precision == "fp32" or (precision == "auto" and not cuda):
         return None
     if precision == "auto" and not torch.cuda.is_bf16_supported():
