@@ -44,8 +44,10 @@ def train_command(
             raise DsaeError("give exactly one of --out RUN_DIR (new run) or --resume RUN_DIR (continue a run)")
         if init_from is not None and resume is not None:
             raise DsaeError("--init-from starts a new run; it cannot be combined with --resume")
-        if precision is not None and precision not in ("auto", "fp32", "bf16", "native"):
-            raise DsaeError(f"unknown --precision {precision!r}; use auto, fp32, bf16 or native")
+        from dsae_cli.train.config import PRECISIONS  # no torch: --help stays light
+
+        if precision is not None and precision not in PRECISIONS:
+            raise DsaeError(f"unknown --precision {precision!r}; use {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}")
         from dsae_cli.train.run import train
 
         summary = train(

@@ -46,18 +46,15 @@ class AugmentedBatches(Batches):
         return self.plain(self.apply(self.data.x[idx], step, rank), device)
 
     def apply(self, x: np.ndarray, step: int, rank: int) -> np.ndarray:
-        """uint8 (B, T, H, W, C) -> the same, augmented (a copy where anything changes)."""
+        """uint8 (B, T, H, W, C) -> an augmented copy (``x`` itself is left as it is)."""
         rng = np.random.default_rng([self.seed, step, rank, 2])
         n = len(x)
+        x = x.copy()  # one copy; each change below gathers its sequences before writing them back
         if "flip" in self.augment:
             flip = rng.random(n) < 0.5
-            if flip.any():
-                x = x.copy()
-                x[flip] = x[flip][:, :, :, ::-1]
+            x[flip] = x[flip][:, :, :, ::-1]
         if "channels" in self.augment:
             order = rng.integers(0, len(CHANNEL_ORDERS), n)
-            out = x.copy()
             for k in np.unique(order[order > 0]):  # one gather per order, not per sequence
-                out[order == k] = x[order == k][..., CHANNEL_ORDERS[k]]
-            x = out
+                x[order == k] = x[order == k][..., CHANNEL_ORDERS[k]]
         return x
