@@ -87,6 +87,9 @@ class DSAEConfig:
     f_object_view: bool = False  # video: f's encoder also sees, in every frame, a window of half-width
     #   object_scale that follows what moves (the centroid of z_moving's mask; the centre where nothing moves),
     #   with that mask as a fourth channel, through an encoder of its own whose features are added to the frame's
+    f_figure_dim: int = 0  # video, with decoder_object: only f's first f_figure_dim values reach the figure's
+    #   canvas and only the rest reach the background, so f describes the figure apart from what it was seen
+    #   over (the KL term keeps each part to what its drawing needs); 0 = all of f reaches both
     z_conv_width: int = 0  # video, with z's own frame encoder (z_silhouette or z_input_size): the channels of
     #   its first conv layer; 0 = conv_width. A narrow z encoder can read pose but little of a figure's shape
     z_input_size: int = 0  # video: z's own frame encoder sees frames average-pooled to this size (e.g. 16):
@@ -157,6 +160,10 @@ class DSAEConfig:
             raise ValueError("decoder_object has a decoder of its own; leave decoder_film off")
         if self.f_object_view and self.modality != "video":
             raise ValueError("f_object_view applies to video models only")
+        if self.f_figure_dim and not self.decoder_object:
+            raise ValueError("f_figure_dim needs decoder_object (a figure's canvas over a background)")
+        if self.f_figure_dim and not 0 < self.f_figure_dim < self.f_dim:
+            raise ValueError("f_figure_dim must be between 0 and f_dim, leaving some of f to the background")
         if not 0 < self.object_scale <= 1:
             raise ValueError("object_scale must be in (0, 1]")
         if self.moving_weight < 0:

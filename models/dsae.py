@@ -60,6 +60,23 @@ class Posterior:
     z: torch.Tensor  # (B, T, z_dim)
 
 
+def lower_median(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """The lower median along ``dim`` (the value torch.median gives), keeping the dimension.
+
+    Up to 32 values, by a sorting network of elementwise minima and maxima (odd-even transposition):
+    exact, and on a CPU about ten times faster than torch.sort along a short, strided axis. A graph
+    being traced for export takes the middle of a sort instead, so it holds for any length, and ONNX
+    (which has no median) takes it too."""
+    n = x.shape[dim]
+    if n > 32 or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return x.sort(dim=dim).values.narrow(dim, (n - 1) // 2, 1)
+    xs = list(x.unbind(dim))
+    for r in range(n):
+        for i in range(r % 2, n - 1, 2):
+            xs[i], xs[i + 1] = torch.minimum(xs[i], xs[i + 1]), torch.maximum(xs[i], xs[i + 1])
+    return xs[(n - 1) // 2].unsqueeze(dim)
+
+
 class GaussianHead(nn.Module):
     """Linear layer to the mean and log-variance of a diagonal Gaussian."""
 
@@ -199,8 +216,7 @@ class DSAE(nn.Module):
         sequence's temporal median, per pixel) divided by MOVING_LEVEL and capped at 1. On a still
         background only the moving figure is left, with no colour: nothing is assumed about the
         background or the palette. Same shape as x (the mask repeated over the channels)."""
-        # the lower median as the middle of a sort: the value torch.median gives, as fast, and exportable to ONNX
-        median = x.sort(dim=1).values.narrow(1, (x.shape[1] - 1) // 2, 1)
+        median = lower_median(x, dim=1)
         mask = ((x - median).abs().amax(dim=2, keepdim=True) / self.MOVING_LEVEL).clamp(max=1.0)
         return mask.expand_as(x)
 

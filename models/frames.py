@@ -197,17 +197,22 @@ class ObjectFrameDecoder(nn.Module):
     by its opacity. A figure stands still on its canvas, so its outline is learnt once for every position
     the motion takes it to.
 
-    Reads (N, d + f_dim) like the other decoders.
+    Reads (N, d + f_dim) like the other decoders. With ``figure_dim`` > 0, f's first ``figure_dim`` values
+    reach only the figure's canvas and the rest only the background; the placement reads all of [z_t, f].
     """
 
-    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int, scale: float):
+    def __init__(self, in_dim: int, channels: int, frame_size: int, width: int, film_dim: int, scale: float, figure_dim: int = 0):
         super().__init__()
         self.channels = channels
         self.scale = scale
-        self.background = ConvFrameDecoder(in_dim, channels, frame_size, width, film_dim=film_dim, film_layout=True)
+        self.dynamic_dim = in_dim - film_dim
+        self.figure_dim = figure_dim
+        fig_f, bg_f = (figure_dim, film_dim - figure_dim) if figure_dim else (film_dim, film_dim)
+        d = self.dynamic_dim
+        self.background = ConvFrameDecoder(d + bg_f, channels, frame_size, width, film_dim=bg_f, film_layout=True)
         # the canvas has as many pixels as the part of the frame it covers (at least 16)
         self.canvas_size = max(16, 16 * round(frame_size * scale / 16))
-        self.figure = ConvFrameDecoder(in_dim, channels + 1, self.canvas_size, width, film_dim=film_dim, film_layout=True)
+        self.figure = ConvFrameDecoder(d + fig_f, channels + 1, self.canvas_size, width, film_dim=fig_f, film_layout=True)
         self.place = nn.Linear(in_dim, 2)  # the canvas's centre (x, y), in [-1, 1]
         nn.init.zeros_(self.place.weight)
         nn.init.zeros_(self.place.bias)
@@ -217,15 +222,24 @@ class ObjectFrameDecoder(nn.Module):
         return torch.tanh(self.place(h))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        bg = self.background(h)
-        canvas = self.figure(h)
+        if self.figure_dim:
+            d, k = self.dynamic_dim, self.dynamic_dim + self.figure_dim
+            bg = self.background(torch.cat([h[:, :d], h[:, k:]], dim=1))
+            canvas = self.figure(h[:, :k])
+        else:
+            bg = self.background(h)
+            canvas = self.figure(h)
         centre = self.placement(h).to(canvas.dtype)
         # frame point p shows canvas point (p - centre) / scale
         grid = scaled_grid(1.0 / self.scale, -centre / self.scale, bg.shape[2], bg.shape[3])
-        layer = torch.cat([canvas[:, : self.channels], torch.sigmoid(canvas[:, self.channels :])], dim=1)
+        # split rather than sliced, and lerp rather than bg + alpha * (colour - bg): the same values in fewer
+        # passes over the frames, forward and backward (what a CPU step spends most of its time on)
+        colour, opacity = canvas.split([self.channels, 1], dim=1)
+        layer = torch.cat([colour, torch.sigmoid(opacity)], dim=1)
         placed = F.grid_sample(layer, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        colour, alpha = placed[:, : self.channels], placed[:, self.channels :]
-        return bg + alpha * (colour - bg)
+        dtype = torch.promote_types(bg.dtype, placed.dtype)
+        colour, alpha = placed.to(dtype).split([self.channels, 1], dim=1)
+        return torch.lerp(bg.to(dtype), colour, alpha)
 
 
 class SpectrogramFrameEncoder(nn.Module):
@@ -267,7 +281,9 @@ def build_frame_codec(cfg, dynamic_dim: int | None = None) -> tuple[nn.Module, n
     if cfg.modality == "video":
         enc = ConvFrameEncoder(cfg.channels, cfg.frame_size, cfg.conv_width, cfg.feature_dim)
         if getattr(cfg, "decoder_object", False):
-            dec = ObjectFrameDecoder(cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, cfg.f_dim, cfg.object_scale)
+            dec = ObjectFrameDecoder(
+                cfg.f_dim + d, cfg.channels, cfg.frame_size, cfg.conv_width, cfg.f_dim, cfg.object_scale, getattr(cfg, "f_figure_dim", 0)
+            )
             return enc, dec
         film = cfg.f_dim if getattr(cfg, "decoder_film", False) else 0
         layout = bool(film and getattr(cfg, "decoder_f_layout", False))

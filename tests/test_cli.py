@@ -278,3 +278,24 @@ def test_set_changes_one_field_of_the_recipe(sprite_gifs, tmp_path):
     assert result.exit_code == 0, result.output
     cfg = load_model(run).config
     assert cfg.z_silhouette and cfg.z_input_size == 16 and cfg.f_dim == 16  # the recipe's other fields kept
+
+
+def test_validation_hold_out_is_the_same_for_every_seed(sprite_gifs, tmp_path, monkeypatch):
+    """--seed changes the model's initialisation and the data order, not which groups are held out, so
+    runs of several seeds are scored on one validation split."""
+    from dsae_cli.data import sequences
+
+    held = []
+    original = sequences.validation_split
+
+    def recording(data, *args, **kwargs):
+        train_idx, val_idx = original(data, *args, **kwargs)
+        held.append(sorted(set(data.groups[val_idx].tolist())))
+        return train_idx, val_idx
+
+    monkeypatch.setattr(sequences, "validation_split", recording)
+    for seed in (0, 3):
+        result = invoke("train", "--data", sprite_gifs, "--out", tmp_path / f"s{seed}", "--recipe", "tiny", "--steps", 1,
+                        "--set", "train.val_fraction=0.4", "--preview-every", 0, "--device", "cpu", "--seed", seed)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert len(held) == 2 and held[0] and held[0] == held[1]

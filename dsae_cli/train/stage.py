@@ -35,7 +35,7 @@ def run_stage(
     loop's summary. ``progress_factory(total_steps, start_step)`` returns a context manager yielding a callback."""
     from models import DSAE, DSAEConfig
 
-    from dsae_cli.data.sequences import load_training_data, validation_split
+    from dsae_cli.data.sequences import HOLD_OUT_SEED, load_training_data, validation_split
     from dsae_cli.runtime import keep_freed_memory, resolve_device, seed_everything
     from dsae_cli.data.speech import parse_speech_spec, prepare_speech_training
     from dsae_cli.train.prior import refit_saved_f_prior
@@ -98,7 +98,7 @@ def run_stage(
         folder, _ = parse_speech_spec(data_spec, "speech")
         data_spec = f"speech:{folder}"
         meta = resume_meta or (init_model.checkpoint_meta if init_model is not None else None)  # keep the model's normalisation
-        train_data, val_data, checkpoint_extra, n_val_utts = prepare_speech_training(folder, model_cfg, cfg.val_fraction, cfg.seed, meta)
+        train_data, val_data, checkpoint_extra, n_val_utts = prepare_speech_training(folder, model_cfg, cfg.val_fraction, HOLD_OUT_SEED, meta)
         log(
             f"data: {train_data.source}: {len(train_data)} training segments, {len(val_data) if val_data else 0} "
             f"held out for validation ({n_val_utts} utterances)"
@@ -110,7 +110,7 @@ def run_stage(
                 f"the data has sequences of {data.x.shape[1]} frames of {data.x.shape[2]} px but the model wants "
                 f"{model_cfg.seq_len} x {model_cfg.frame_size} px"
             )
-        train_idx, val_idx = validation_split(data, cfg.val_fraction, seed=cfg.seed)
+        train_idx, val_idx = validation_split(data, cfg.val_fraction)
         train_data, val_data = data.subset(train_idx), (data.subset(val_idx) if len(val_idx) else None)
         log(
             f"data: {data.source}: {len(train_data)} training sequences, {len(val_idx)} held out for validation "
