@@ -69,10 +69,10 @@ SOURCES = {
         "(the embedded `sprites` before its cycle stage's likelihood scale became 0.2)"
     ),
     "shapes-val": (
-        "dsae train --data shapes --out runs/clips-x (the default recipe for it, clips: 20 minutes, in bf16 on "
-        "a CPU with AVX512-BF16) && dsae evaluate shapes --model runs/clips-x/best --split val --json > docs/results/shapes-val.json"
+        "dsae train --data shapes --out runs/clips-d32 (the default recipe for it, clips: 20 minutes, in bf16 on "
+        "a CPU with AVX512-BF16) && dsae evaluate shapes --model runs/clips-d32/best --split val --json > docs/results/shapes-val.json"
     ),
-    "shapes-test": "dsae evaluate shapes --model runs/clips-x/best --split test --json > docs/results/shapes-test.json",
+    "shapes-test": "dsae evaluate shapes --model runs/clips-d32/best --split test --json > docs/results/shapes-test.json",
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
@@ -332,8 +332,8 @@ def shapes_section(out: list[str]) -> None:
         f"a Moving shapes judge (`dsae judge train --data shapes`; judge {', '.join(f'`{j}`' for j in judges)}); model {models}.",
         "Swaps use fixed pairs (another content, another direction) and no sampling; generation is the mean",
         f"± standard deviation over {runs[0][1]['repeats']} draws. The model trained for 20 minutes on 2 cores of a CPU with",
-        "native bf16, where the `clips` recipe trains in bf16 (`precision = \"native\"`); in fp32, as on CPUs without it,",
-        "the same 20 minutes take 3,240 steps instead of 3,700 (val: 90.97 % and 96.88 %, `docs/experiments.md`).",
+        "native bf16, where the `clips` recipe trains in bf16 (`precision = \"native\"`): 5,640 + 950 steps. In fp32, as on",
+        "CPUs without it, a step takes about 1.3 times as long (`python benchmarks/train_throughput.py --recipe clips --precision fp32`).",
         "",
         "| figure | " + " | ".join(split for split, _ in runs) + " |",
         "|---|" + "---|" * len(runs),

@@ -656,7 +656,7 @@ def test_export_figure_over_background_model_graphs(tmp_path):
     torch.manual_seed(0)
     net = DSAE(DSAEConfig(frame_size=32, seq_len=4, likelihood="gaussian", likelihood_scale=0.1, f_dim=6, z_dim=3, hidden_dim=8,
                           feature_dim=8, conv_width=4, posterior="factorised", z_moving=True, z_input_size=16,
-                          decoder_object=True, f_object_view=True)).eval()  # fmt: skip
+                          decoder_object=True, f_object_view=True, f_figure_dim=2)).eval()  # fmt: skip
     desc = export_model(net, tmp_path / "clips", "torchscript")
     assert desc["verified"]["max_abs_diff"] <= 1e-4
     # the temporal median of what moves is a sort, so ONNX takes the graph too

@@ -487,6 +487,31 @@ def test_object_decoder_model_trains_and_rejects_what_it_cannot_draw():
         DSAEConfig(object_scale=0)
 
 
+def test_figure_part_of_f_reaches_only_the_canvas_and_the_rest_only_the_background():
+    """f_figure_dim: f's first values reach only the figure's canvas, the rest only the background."""
+    k = 4
+    m = tiny_model(frame_size=32, f_dim=10, z_moving=True, f_object_view=True, decoder_object=True, object_scale=0.25,
+                   f_figure_dim=k, likelihood="gaussian", likelihood_scale=0.1).eval()  # fmt: skip
+    dec, d = m.frame_decoder, m.config.z_dim
+    h = torch.cat([torch.randn(3, d), torch.randn(3, m.config.f_dim)], 1)
+    fig_changed, bg_changed = h.clone(), h.clone()
+    fig_changed[:, d : d + k] += 1.0
+    bg_changed[:, d + k :] += 1.0
+    with torch.no_grad():
+        torch.testing.assert_close(dec.figure(h[:, : d + k]), dec.figure(bg_changed[:, : d + k]))
+        background = dec.background(torch.cat([h[:, :d], h[:, d + k :]], 1))
+        torch.testing.assert_close(background, dec.background(torch.cat([fig_changed[:, :d], fig_changed[:, d + k :]], 1)))
+        assert (dec(h) - dec(fig_changed)).abs().max() > 1e-4 and (dec(h) - dec(bg_changed)).abs().max() > 1e-4
+        # where the canvas does not reach (the frame's corner), only the background's part of f matters
+        corner = (slice(None), slice(None), slice(0, 4), slice(0, 4))
+        torch.testing.assert_close(dec(h)[corner], dec(fig_changed)[corner])
+    first, last = train_steps(m, video_batch(moving_squares(3, T=4, size=32)), 8)
+    assert last < first
+    for bad, match in (({"f_figure_dim": 4}, "decoder_object"), ({"f_figure_dim": 8, "f_dim": 8, "decoder_object": True}, "f_dim")):
+        with pytest.raises(ValueError, match=match):
+            DSAEConfig(**bad)
+
+
 def test_object_view_follows_what_moves_and_falls_back_to_the_centre():
     """f_object_view: the window is centred on the centroid of what moves in each frame, so a figure moving
     over a textured background stays at the window's centre; a still clip gets the frame's centre."""
