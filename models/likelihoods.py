@@ -66,8 +66,8 @@ class _GaussianNLL(torch.autograd.Function):
     (B, T, 1, H, W) also the same sum with each pixel's terms weighted. Returns (B,) or ((B,), (B,)).
 
     Written for memory traffic, which is what this costs on a CPU: the difference x - mu is taken once and
-    kept for the backward pass, whose gradient, (mu - x) / s^2 times each pixel's weight plus one, is
-    one pass; torch's autograd of the same expression makes about twice as many passes over the frames.
+    kept for the backward pass, whose gradient, (mu - x) / s^2 times (1 + each pixel's weight, scaled by the
+    two sums' incoming gradients), is one pass; torch's autograd of the same expression makes several more.
     The emphasis is a constant weight (no gradient reaches it)."""
 
     @staticmethod
