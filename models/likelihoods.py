@@ -110,11 +110,8 @@ def reconstruction_nll(cfg, params: torch.Tensor, x: torch.Tensor, emphasis: tor
         nll = F.binary_cross_entropy_with_logits(params, x, reduction="none")
     elif cfg.likelihood == "mixture":
         nll = _MixtureNLL.apply(params.float(), x.float(), cfg.likelihood_components, float(cfg.likelihood_scale))
-    else:
-        if emphasis is None or not emphasis.requires_grad:
-            return _GaussianNLL.apply(params, x, float(cfg.likelihood_scale), emphasis)
-        s = cfg.likelihood_scale
-        nll = 0.5 * ((x - params) / s) ** 2 + (0.5 * LOG_2PI + math.log(s))
+    else:  # the emphasis is a weight, never differentiated
+        return _GaussianNLL.apply(params, x, float(cfg.likelihood_scale), None if emphasis is None else emphasis.detach())
     if emphasis is None:
         return nll.flatten(1).sum(1)
     w = emphasis if nll.dim() == emphasis.dim() else emphasis.squeeze(2)  # the mixture's nll has no channel axis
