@@ -265,6 +265,7 @@ def main() -> None:
     ap.add_argument("--match-level", action="store_true", help="convert_voice(match_level=True)")
     ap.add_argument("--no-keep-level", action="store_true", help="convert_voice(keep_level=False)")
     ap.add_argument("--match-spectrum", type=float, default=None, help="convert_voice(match_spectrum=) (default: convert-voice's)")
+    ap.add_argument("--strength", type=float, default=None, help="convert_voice(strength=) (default: convert-voice's)")
     ap.add_argument("--pitch", default="target", help="convert-voice --pitch")
     ap.add_argument("--data", type=Path, default=SHARED, help="the shared speech folder")
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated sets to run (default: all)")
@@ -319,6 +320,8 @@ def main() -> None:
         opts["keep_level"] = False
     if args.match_spectrum is not None:
         opts["match_spectrum"] = args.match_spectrum
+    if args.strength is not None:
+        opts["strength"] = args.strength
     if args.voiced_max_hz is not None:
         opts["voiced_max_hz"] = args.voiced_max_hz or None
     with tempfile.TemporaryDirectory() as tmp:
@@ -387,7 +390,7 @@ def main() -> None:
         "render": args.render,
         "pitch": args.pitch,
         "iterations": opts["iterations"],
-        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase", "match_level", "keep_level", "match_spectrum")},
+        **{k: opts.get(k, inspect.signature(convert_voice).parameters[k].default) for k in ("sharpen", "level", "voiced_max_hz", "filter_phase", "match_level", "keep_level", "match_spectrum", "strength")},
         "limit": args.limit,
         "sets": list(sets),
         "val_gain_db": args.val_gain_db or None,

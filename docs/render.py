@@ -69,10 +69,20 @@ SOURCES = {
         "(the embedded `sprites` before its cycle stage's likelihood scale became 0.2)"
     ),
     "shapes-val": (
-        "dsae train --data shapes --out runs/clips-d32 (the default recipe for it, clips: 20 minutes, in bf16 on "
-        "a CPU with AVX512-BF16) && dsae evaluate shapes --model runs/clips-d32/best --split val --json > docs/results/shapes-val.json"
+        "dsae train --data shapes --out runs/clips-fl-s0 (the default recipe for it, clips: 20 minutes, in bf16 on "
+        "a CPU with AVX512-BF16) && dsae evaluate shapes --model runs/clips-fl-s0/best --split val --json > docs/results/shapes-val.json"
     ),
-    "shapes-test": "dsae evaluate shapes --model runs/clips-d32/best --split test --json > docs/results/shapes-test.json",
+    "shapes-test": "dsae evaluate shapes --model runs/clips-fl-s0/best --split test --json > docs/results/shapes-test.json",
+    "shapes-val-seed1": (
+        "dsae train --data shapes --seed 1 --out runs/clips-d32-seed1 (the recipe before cycle_floor; its stage 1 is the same), then its cycle "
+        "stage again with cycle_floor 0.05: dsae train --recipe CYCLE.toml (the clips recipe's [model] table and its second stage alone) "
+        "--data shapes --init-from runs/clips-d32-seed1/1-elbo/best --seed 1 --out runs/cyc-s1-fl05 && "
+        "dsae evaluate shapes --model runs/cyc-s1-fl05/best --split val --json > docs/results/shapes-val-seed1.json"
+    ),
+    "shapes-val-seed2": (
+        "dsae train --data shapes --seed 2 --out runs/clips-fl-s2 && "
+        "dsae evaluate shapes --model runs/clips-fl-s2/best --split val --json > docs/results/shapes-val-seed2.json"
+    ),
     "speech-timit": "dsae evaluate speech --data ../shared/data/speech/timit_sample --json > docs/results/speech-timit.json",
     "speech-test-other": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/test-other --json > docs/results/speech-test-other.json",
     "speech-val": "dsae evaluate speech --data ../shared/data/speech/librispeech_subset/train-clean-100 --split val --json > docs/results/speech-val.json",
@@ -332,7 +342,7 @@ def shapes_section(out: list[str]) -> None:
         f"a Moving shapes judge (`dsae judge train --data shapes`; judge {', '.join(f'`{j}`' for j in judges)}); model {models}.",
         "Swaps use fixed pairs (another content, another direction) and no sampling; generation is the mean",
         f"± standard deviation over {runs[0][1]['repeats']} draws. The model trained for 20 minutes on 2 cores of a CPU with",
-        "native bf16, where the `clips` recipe trains in bf16 (`precision = \"native\"`): 5,640 + 950 steps. In fp32, as on",
+        "native bf16, where the `clips` recipe trains in bf16 (`precision = \"native\"`): 4,990 + 940 steps. In fp32, as on",
         "CPUs without it, a step takes about 1.3 times as long (`python benchmarks/train_throughput.py --recipe clips --precision fp32`).",
         "",
         "| figure | " + " | ".join(split for split, _ in runs) + " |",
@@ -347,7 +357,16 @@ def shapes_section(out: list[str]) -> None:
     ]
     for label, get in rows:
         out.append(f"| {label} | " + " | ".join(pct(get(r)) for _, r in runs) + " |")
-    out += ["", f"Sources: {source(*[f'shapes-{split}' for split, _ in runs])}", ""]
+    seeds = [(k, r) for k in ("shapes-val-seed1", "shapes-val-seed2") if (r := load(k)) is not None]
+    if seeds:
+        out += [
+            "",
+            "The same recipe with other seeds, on validation: "
+            + "; ".join(f"{k.rsplit('-', 1)[1].replace('seed', 'seed ')}: swaps keep the content in {pct(r['swap']['all'])} and the "
+                        f"motion in {pct(r['swap']['action'])}" for k, r in seeds)
+            + ".",
+        ]
+    out += ["", f"Sources: {source(*[f'shapes-{split}' for split, _ in runs], *[k for k, _ in seeds])}", ""]
 
 
 def speech_section(out: list[str]) -> None:

@@ -278,6 +278,7 @@ LEVELS = ("source", "decoded")
 FILTER_PHASES = ("minimum", "zero")
 #: Griffin-Lim iterations by rendering: source-filter frames carry the excitation's phase, which needs none
 DEFAULT_ITERATIONS = {"source-filter": 0, "envelope": 32}
+DEFAULT_STRENGTH = 1.0  # how far f moves, in multiples of the way from the source's f to the target's
 
 
 def source_filter_excitation(
@@ -318,6 +319,7 @@ def convert_voice(
     match_level: bool = False,
     keep_level: bool = True,
     match_spectrum: float = 1.0,
+    strength: float = DEFAULT_STRENGTH,
 ) -> ConversionResult:
     """Say ``source``'s words in the voice of ``targets`` and write the result to ``output``.
 
@@ -345,6 +347,10 @@ def convert_voice(
     ``match_spectrum`` (source-filter) adds that many times :meth:`SpeechCodec.spectrum_offset` of the
     target recordings to the converted envelope's shape: the part of the target voice's long-term
     spectrum that its own decoding misses (0: the decoded envelope alone).
+    ``strength`` moves f that many times the way from the source's f to the target's: 1 decodes with
+    the target's f as the model reads it (the default), more goes past it, away from the source voice:
+    the voice moves further, the words and the naturalness suffer; a reconstruction (``targets`` the
+    source itself) is the same at every strength.
     """
     import time
 
@@ -355,6 +361,8 @@ def convert_voice(
         raise DsaeError("give at least one --to recording of the target voice")
     if render not in RENDERS:
         raise DsaeError(f"--render must be one of {', '.join(RENDERS)}, not {render!r}")
+    if not strength > 0:
+        raise DsaeError(f"--strength must be above 0, not {strength:g}")
     if iterations is None:
         iterations = DEFAULT_ITERATIONS[render]
     if iterations < (0 if render == "source-filter" else 1):
@@ -376,12 +384,16 @@ def convert_voice(
     g_src = codec.level_gain(src) if match_level else 1.0
     tgt_read = [t * np.float32(codec.level_gain(t)) for t in tgt] if match_level else tgt  # as the model reads them
     f_target = codec.static_latent(tgt_read)
+    f_voice = f_target
+    if strength != 1.0:
+        f_source = codec.static_latent([src * np.float32(g_src)])
+        f_voice = (f_source + np.float32(strength) * (f_target - f_source)).astype(f_target.dtype)
     excitation = source_filter_excitation(src, tgt, spec, pitch, seed, voiced_max_hz) if render == "source-filter" else None
-    level_map = codec.level_map(src * np.float32(g_src), f_target) if keep_level and excitation is not None else None
+    level_map = codec.level_map(src * np.float32(g_src), f_voice) if keep_level and excitation is not None else None
     offset = None
     if match_spectrum and excitation is not None:
         offset = np.float32(match_spectrum) * codec.spectrum_offset(tgt_read, f_target)
-    converted = ConvertedSpectrogram(codec, src, f_target, excitation, sharpen, level, filter_phase, g_src, level_map, offset)
+    converted = ConvertedSpectrogram(codec, src, f_voice, excitation, sharpen, level, filter_phase, g_src, level_map, offset)
     gl_seed = seed if excitation is None else None  # the excitation's phase starts Griffin-Lim
     with A.audio_writer(output, spec.sample_rate) as write:
         for piece, done in render_chunks(len(src), converted, spec, iterations, gl_seed, chunk_frames):

@@ -115,6 +115,10 @@ class DSAEConfig:
     cycle_weight: float = 0.0  # weight of the latent cycle term (not in the paper; 0 = the paper's ELBO):
     #   decode another sequence's f (or an f ~ p(f)) with this sequence's z_1:T, encode the result again,
     #   and score how far the new posterior means land from the latents that made it (objectives.cycle_loss)
+    cycle_floor: float = 0.0  # the cycle term's yardstick for each latent: its posterior standard deviation, widened
+    #   by this share of the batch's spread of that latent's posterior means (sqrt(std^2 + (share * spread)^2)),
+    #   so that a posterior that narrows cannot make the term, and its pull, grow without bound (0: the posterior's
+    #   standard deviation alone)
     pair_weight: float = 0.0  # speech: weight of the same-recording term (not in the paper; 0 = the paper's
     #   ELBO): training batches come as pairs of segments of one utterance, and each segment is also
     #   reconstructed from its own z_1:T with its partner's f, so f keeps what the whole recording shares (the
@@ -176,6 +180,8 @@ class DSAEConfig:
             raise ValueError("prior_components must be at least 1")
         if self.cycle_weight < 0:
             raise ValueError("cycle_weight must not be negative")
+        if self.cycle_floor < 0:
+            raise ValueError("cycle_floor must not be negative")
         if self.pair_weight < 0:
             raise ValueError("pair_weight must not be negative")
         if self.pair_weight and self.modality != "speech":

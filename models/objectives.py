@@ -84,7 +84,8 @@ def cycle_loss(model: "DSAE", post: "Posterior") -> torch.Tensor:
     the other half decodes an f drawn from p(f). Both are encoded again, and the loss is the negative
     log-density, up to constants, of the latents that made each picture under a Gaussian centred on
     the new posterior means with the original posterior's variances (held constant): so "a few
-    posterior standard deviations off" costs a few nats whatever the scale of a latent. The decoder
+    posterior standard deviations off" costs a few nats whatever the scale of a latent (``cycle_floor``
+    widens each standard deviation by a share of that latent's spread over the batch). The decoder
     is thereby taught to take the look from f alone (a swap must re-encode to the swapped f) and to
     draw z's motion whatever f it is given, including the prior samples that generation uses.
     Returns the mean over the batch.
@@ -99,9 +100,14 @@ def cycle_loss(model: "DSAE", post: "Posterior") -> torch.Tensor:
     x_hat = model.decode(f_in, z_target)
     read_back = model.encode(x_hat)  # posterior means, z's conditioned on f's
     f_mean, z_mean = read_back.f_mean, read_back.z_mean
-    z_prec = torch.exp(-post.z_logvar.detach())
-    nll_z = 0.5 * ((z_mean - z_target) ** 2 * z_prec).sum(dim=(1, 2))
+    z_var = torch.exp(post.z_logvar.detach())
+    f_var = torch.exp(post.f_logvar.detach()[perm][:half])
+    share = model.config.cycle_floor
+    if share > 0:  # the yardstick widened by a share of each latent's spread over the batch
+        z_var = z_var + share**2 * post.z_mean.detach().flatten(0, 1).var(dim=0)
+        f_var = f_var + share**2 * post.f_mean.detach().var(dim=0)
+    nll_z = 0.5 * ((z_mean - z_target) ** 2 / z_var).sum(dim=(1, 2))
     # the f term only for the swapped half: a prior sample's unused dimensions cannot be read back
-    f_prec = torch.exp(-post.f_logvar.detach()[perm][:half])
+    f_prec = 1.0 / f_var
     nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 * f_prec).sum(-1)
     return nll_z.mean() + nll_f.sum() / B

@@ -4,6 +4,9 @@ checkpoints that name removed options."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 import torch
 
@@ -110,6 +113,32 @@ def test_cycle_term_is_small_when_decode_and_encode_agree():
     m.encode_dynamic = lambda feats, f: (feats, None)
     # the prior half's f cannot be read back exactly in general, but here it is: zero loss
     assert float(cycle_loss(m, post)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cycle_floor_bounds_the_term_as_the_posterior_narrows():
+    """With cycle_floor, each latent's yardstick is its posterior std widened by a share of its spread
+    over the batch: the term is at most the plain one, equals it at share 0, and stays finite as the
+    posterior's variances go to zero (where the plain term grows without bound)."""
+    x = video_batch(moving_squares(4))
+    m = tiny_model(cycle_weight=1.0)
+    torch.manual_seed(0)
+    post = m.encode(x, sample=True)
+
+    def term(share, shrink=0.0):
+        m.config = dataclasses.replace(m.config, cycle_floor=share)
+        p = type(post)(**{**vars(post), "f_logvar": post.f_logvar - shrink, "z_logvar": post.z_logvar - shrink}) if shrink else post
+        torch.manual_seed(1)  # the same prior draw of f each time
+        return float(cycle_loss(m, p).detach())
+
+    plain, floored = term(0.0), term(0.1)
+    assert 0 < floored < plain
+    # posteriors 1e14 and 1e16 times narrower: the plain term grows with the precision, the floored one
+    # settles at the bound its spreads set
+    narrow, narrower = math.log(1e14), math.log(1e16)
+    assert term(0.0, shrink=narrow) > 1e13 * plain and term(0.0, shrink=narrower) > 90 * term(0.0, shrink=narrow)
+    assert term(0.1, shrink=narrower) == pytest.approx(term(0.1, shrink=narrow), rel=1e-2)
+    with pytest.raises(ValueError, match="cycle_floor"):
+        DSAEConfig(**TINY, cycle_floor=-0.1)
 
 
 def test_silhouette_view_hides_colours_and_inner_detail_from_z():

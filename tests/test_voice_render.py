@@ -369,3 +369,25 @@ def test_spectrum_offset_finds_what_the_decoding_misses_and_shapes_the_envelope(
     # the shape moves by the offset (up to the log floor that to_magnitude takes off quiet bins)
     assert np.percentile(np.abs(shift - np.median(shift, 1, keepdims=True)), 90) < 0.05  # against a 0.9 boost
     assert np.allclose((np.abs(a) ** 2).sum(1), (np.abs(b) ** 2).sum(1), rtol=1e-3)  # the energy stays
+
+
+def test_strength_goes_past_the_target_and_leaves_reconstructions_alone(model, clips, tmp_path):
+    """strength s decodes with f_source + s (f_target - f_source): a reconstruction (--to the source
+    itself) is the same at every strength, a conversion is not; 0 or less is a one-line error."""
+    from dsae_cli.errors import DsaeError
+    from dsae_cli.voice import convert_voice
+
+    src, tgt = clips / "high.wav", clips / "low.wav"
+
+    def render(name, to, strength):
+        convert_voice(model, src, [to], tmp_path / name, strength=strength)
+        return sf.read(tmp_path / name, dtype="float32")[0]
+
+    assert np.array_equal(render("r1.wav", src, 1.0), render("r2.wav", src, 1.6))
+    plain, further = render("c1.wav", tgt, 1.0), render("c2.wav", tgt, 1.6)
+    assert plain.shape == further.shape and not np.allclose(plain, further, atol=1e-3)
+    with pytest.raises(DsaeError, match="--strength"):
+        convert_voice(model, src, [tgt], tmp_path / "o.wav", strength=0.0)
+    r = invoke("convert-voice", src, "--to", tgt, "-o", tmp_path / "o.wav", "--strength", "-1")
+    assert r.exit_code != 0 and r.output.strip().startswith("error:") and "--strength" in r.output
+    assert not (tmp_path / "o.wav").exists()

@@ -19,6 +19,7 @@ def convert_voice_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the noise excitation (source-filter) or of Griffin-Lim's random initial phase (envelope); default: deterministic."),
     render: str = typer.Option("source-filter", "--render", help="source-filter: the decoded envelope times harmonics at the converted pitch plus noise where unvoiced; envelope: the decoded envelope alone."),
     pitch: str = typer.Option("target", "--pitch", help="target: move the source's pitch contour to the target voice's pitch mean and spread; source: keep the source's pitch."),
+    strength: Optional[float] = typer.Option(None, "--strength", help="How far to move the voice [default: 1]: 1 takes the target's voice as the model reads it; more (1.5) goes past it, away from the source's, at some cost to the words and the naturalness.", show_default=False),
     model: Optional[Path] = ModelOption,
     device: str = DeviceOption,
 ) -> None:
@@ -45,6 +46,8 @@ def convert_voice_command(
             raise DsaeError(f"--render must be one of {', '.join(RENDERS)}, not {render!r}")
         if pitch not in PITCHES:
             raise DsaeError(f"--pitch must be one of {', '.join(PITCHES)}, not {pitch!r}")
+        if strength is not None and not strength > 0:
+            raise DsaeError(f"--strength must be above 0, not {strength:g}")
         from dsae_cli.runtime import load_model_for, resolve_device
         from dsae_cli.voice import convert_voice
 
@@ -54,7 +57,8 @@ def convert_voice_command(
 
         with progress_bar("convert", transient=True) as progress:
             result = convert_voice(
-                net, source, list(to), output, iterations, seed, spectrogram, dev, progress, render=render, pitch=pitch
+                net, source, list(to), output, iterations, seed, spectrogram, dev, progress, render=render, pitch=pitch,
+                **({} if strength is None else {"strength": strength}),
             )
         msg = (
             f"wrote {result.output} ({result.seconds:.2f} s at {result.sample_rate // 1000} kHz): the words of {source.name} "

@@ -22,7 +22,7 @@ from dsae_cli.errors import DsaeError
 #: keys a [[train]] table may hold besides the TrainConfig fields
 STAGE_KEYS = ("name", "model")
 #: model fields a later stage (or an --init-from run) may change: the objective, not the architecture
-LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "likelihood_scale", "pair_weight", "contrast_weight", "f_mmd_weight")
+LOSS_WEIGHTS = ("beta_f", "beta_z", "cycle_weight", "cycle_floor", "likelihood_scale", "pair_weight", "contrast_weight", "f_mmd_weight")
 
 
 @dataclass
