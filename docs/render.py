@@ -79,6 +79,8 @@ SOURCES = {
         "--data shapes --init-from runs/clips-d32-seed1/1-elbo/best --seed 1 --out runs/cyc-s1-fl05 && "
         "dsae evaluate shapes --model runs/cyc-s1-fl05/best --split val --json > docs/results/shapes-val-seed1.json"
     ),
+    "shapes-test-seed1": "dsae evaluate shapes --model runs/cyc-s1-fl05/best --split test --json > docs/results/shapes-test-seed1.json",
+    "shapes-test-seed2": "dsae evaluate shapes --model runs/clips-fl-s2/best --split test --json > docs/results/shapes-test-seed2.json",
     "shapes-val-seed2": (
         "dsae train --data shapes --seed 2 --out runs/clips-fl-s2 && "
         "dsae evaluate shapes --model runs/clips-fl-s2/best --split val --json > docs/results/shapes-val-seed2.json"
@@ -357,15 +359,17 @@ def shapes_section(out: list[str]) -> None:
     ]
     for label, get in rows:
         out.append(f"| {label} | " + " | ".join(pct(get(r)) for _, r in runs) + " |")
-    seeds = [(k, r) for k in ("shapes-val-seed1", "shapes-val-seed2") if (r := load(k)) is not None]
-    if seeds:
-        out += [
-            "",
-            "The same recipe with other seeds, on validation: "
-            + "; ".join(f"{k.rsplit('-', 1)[1].replace('seed', 'seed ')}: swaps keep the content in {pct(r['swap']['all'])} and the "
-                        f"motion in {pct(r['swap']['action'])}" for k, r in seeds)
-            + ".",
-        ]
+    seeds = [(k, r) for k in ("shapes-val-seed1", "shapes-val-seed2", "shapes-test-seed1", "shapes-test-seed2") if (r := load(k)) is not None]
+    for split in ("val", "test"):
+        of_split = [(k, r) for k, r in seeds if k.startswith(f"shapes-{split}-")]
+        if of_split:
+            out += [
+                "",
+                f"The same recipe with other seeds, {'on validation' if split == 'val' else 'on test (not used for any choice)'}: "
+                + "; ".join(f"{k.rsplit('-', 1)[1].replace('seed', 'seed ')}: swaps keep the content in {pct(r['swap']['all'])} and the "
+                            f"motion in {pct(r['swap']['action'])}" for k, r in of_split)
+                + ".",
+            ]
     out += ["", f"Sources: {source(*[f'shapes-{split}' for split, _ in runs], *[k for k, _ in seeds])}", ""]
 
 
