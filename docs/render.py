@@ -81,6 +81,11 @@ SOURCES = {
     ),
     "shapes-test-seed1": "dsae evaluate shapes --model runs/cyc-s1-fl05/best --split test --json > docs/results/shapes-test-seed1.json",
     "shapes-test-seed2": "dsae evaluate shapes --model runs/clips-fl-s2/best --split test --json > docs/results/shapes-test-seed2.json",
+    "shapes-val-seed3": (
+        "dsae train --data shapes --seed 3 --out runs/clips-fl-s3 && "
+        "dsae evaluate shapes --model runs/clips-fl-s3/best --split val --json > docs/results/shapes-val-seed3.json"
+    ),
+    "shapes-test-seed3": "dsae evaluate shapes --model runs/clips-fl-s3/best --split test --json > docs/results/shapes-test-seed3.json",
     "shapes-val-seed2": (
         "dsae train --data shapes --seed 2 --out runs/clips-fl-s2 && "
         "dsae evaluate shapes --model runs/clips-fl-s2/best --split val --json > docs/results/shapes-val-seed2.json"
@@ -359,7 +364,7 @@ def shapes_section(out: list[str]) -> None:
     ]
     for label, get in rows:
         out.append(f"| {label} | " + " | ".join(pct(get(r)) for _, r in runs) + " |")
-    seeds = [(k, r) for k in ("shapes-val-seed1", "shapes-val-seed2", "shapes-test-seed1", "shapes-test-seed2") if (r := load(k)) is not None]
+    seeds = [(k, r) for split in ("val", "test") for n in (1, 2, 3) if (r := load(k := f"shapes-{split}-seed{n}")) is not None]
     for split in ("val", "test"):
         of_split = [(k, r) for k, r in seeds if k.startswith(f"shapes-{split}-")]
         if of_split:
