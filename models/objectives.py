@@ -108,6 +108,5 @@ def cycle_loss(model: "DSAE", post: "Posterior") -> torch.Tensor:
         f_var = f_var + share**2 * post.f_mean.detach().var(dim=0)
     nll_z = 0.5 * ((z_mean - z_target) ** 2 / z_var).sum(dim=(1, 2))
     # the f term only for the swapped half: a prior sample's unused dimensions cannot be read back
-    f_prec = 1.0 / f_var
-    nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 * f_prec).sum(-1)
+    nll_f = 0.5 * ((f_mean[:half] - f_target[:half]) ** 2 / f_var).sum(-1)
     return nll_z.mean() + nll_f.sum() / B

@@ -117,8 +117,8 @@ def test_cycle_term_is_small_when_decode_and_encode_agree():
 
 def test_cycle_floor_bounds_the_term_as_the_posterior_narrows():
     """With cycle_floor, each latent's yardstick is its posterior std widened by a share of its spread
-    over the batch: the term is at most the plain one, equals it at share 0, and stays finite as the
-    posterior's variances go to zero (where the plain term grows without bound)."""
+    over the batch: the term is below the plain one (share 0) and settles at a bound as the
+    posterior's variances go to zero, where the plain term grows without bound."""
     x = video_batch(moving_squares(4))
     m = tiny_model(cycle_weight=1.0)
     torch.manual_seed(0)
