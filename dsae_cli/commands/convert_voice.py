@@ -49,7 +49,7 @@ def convert_voice_command(
         if strength is not None and not strength > 0:
             raise DsaeError(f"--strength must be above 0, not {strength:g}")
         from dsae_cli.runtime import load_model_for, resolve_device
-        from dsae_cli.voice import convert_voice
+        from dsae_cli.voice import DEFAULT_STRENGTH, convert_voice
 
         dev = resolve_device(device)
         net = load_model_for(model, "speech", dev)
@@ -58,7 +58,7 @@ def convert_voice_command(
         with progress_bar("convert", transient=True) as progress:
             result = convert_voice(
                 net, source, list(to), output, iterations, seed, spectrogram, dev, progress, render=render, pitch=pitch,
-                **({} if strength is None else {"strength": strength}),
+                strength=DEFAULT_STRENGTH if strength is None else strength,
             )
         msg = (
             f"wrote {result.output} ({result.seconds:.2f} s at {result.sample_rate // 1000} kHz): the words of {source.name} "
