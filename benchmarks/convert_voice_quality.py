@@ -240,6 +240,7 @@ def summary(jobs: list[Job]) -> dict:
     return {
         "n_conversions": len(jobs),
         "voice_moved": mean(j.metrics["voice_moved"] for j in judged),
+        "voice_margin": mean(j.metrics["voice_margin"] for j in judged),
         "pitch_moved": mean(j.metrics["pitch_moved"] for j in judged),
         "dnsmos_converted": mean(j.metrics.get("dnsmos_converted") for j in clean),
         "dnsmos_source": mean(j.metrics.get("dnsmos_source") for j in clean),
@@ -360,6 +361,7 @@ def main() -> None:
             e = encoder.embed_utterance(preprocess_wav(conv, source_sr=SR))
             cos_t, cos_s = float(e @ speaker_emb[j.target_speaker]), float(e @ speaker_emb[j.source_speaker])
             m["voice_moved"] = float(cos_t > cos_s)
+            m["voice_margin"] = cos_t - cos_s
             f0, voiced = pyin(conv)
             f0_src, voiced_src = pyin(src)
             med = float(np.nanmedian(f0[voiced])) if voiced.any() else float("nan")
@@ -412,11 +414,11 @@ def main() -> None:
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.0f}%"
 
-    def num(x):
-        return "n/a" if x is None else f"{x:.2f}"
+    def num(x, digits=2):
+        return "n/a" if x is None else f"{x:.{digits}f}"
 
     print(f"convert-voice quality, {out['model_id'] or args.model}, {args.render}, pitch {args.pitch}: {len(jobs)} conversions")
-    print(f"  voice moved (Resemblyzer, {'val' if sets == ('val',) else 'TIMIT + test-other'}): {pct(out['voice_moved'])} (target >= 95%)")
+    print(f"  voice moved (Resemblyzer, {'val' if sets == ('val',) else 'TIMIT + test-other'}): {pct(out['voice_moved'])} (target >= 95%); mean margin {num(out['voice_margin'], 3)} (cosine to the target's voice minus to the source's)")
     print(f"  pitch moved (pyin median F0): {pct(out['pitch_moved'])} (target >= 95%)")
     print(
         f"  DNSMOS OVRL (clean sources): converted {num(out['dnsmos_converted'])}, source {num(out['dnsmos_source'])}, "
