@@ -418,7 +418,10 @@ def main() -> None:
         return "n/a" if x is None else f"{x:.{digits}f}"
 
     print(f"convert-voice quality, {out['model_id'] or args.model}, {args.render}, pitch {args.pitch}: {len(jobs)} conversions")
-    print(f"  voice moved (Resemblyzer, {'val' if sets == ('val',) else 'TIMIT + test-other'}): {pct(out['voice_moved'])} (target >= 95%); mean margin {num(out['voice_margin'], 3)} (cosine to the target's voice minus to the source's)")
+    print(
+        f"  voice moved (Resemblyzer, {'val' if sets == ('val',) else 'TIMIT + test-other'}): {pct(out['voice_moved'])} (target >= 95%); "
+        f"mean margin {num(out['voice_margin'], 3)} (cosine to the target's voice minus to the source's)"
+    )
     print(f"  pitch moved (pyin median F0): {pct(out['pitch_moved'])} (target >= 95%)")
     print(
         f"  DNSMOS OVRL (clean sources): converted {num(out['dnsmos_converted'])}, source {num(out['dnsmos_source'])}, "
